@@ -1,0 +1,1 @@
+"""The ``eppark`` command line: thin shells over the domain and the server."""

@@ -1,0 +1,120 @@
+"""``eppark``: the command line entry point."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from eppark.cli import jsonio
+
+
+def _decide(value: Any) -> dict[str, Any]:
+    from eppark.domain.decide import decide_from_json
+
+    return decide_from_json(value)
+
+
+def _fee(value: Any) -> dict[str, Any]:
+    from eppark.domain.tariff import fee_from_json
+
+    return fee_from_json(value)
+
+
+def _fee_describe(value: Any) -> dict[str, Any]:
+    from eppark.domain.tariff import describe_from_json
+
+    return describe_from_json(value)
+
+
+def _plates_check(value: Any) -> dict[str, Any]:
+    from eppark.domain.plates import check_from_json
+
+    return check_from_json(value)
+
+
+def _plates_match(value: Any) -> dict[str, Any]:
+    from eppark.domain.matching import match_from_json
+
+    return match_from_json(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every ``eppark`` command."""
+    parser = argparse.ArgumentParser(
+        prog="eppark", description="EP Park: the brain behind unattended parking-lot robots."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    decide = commands.add_parser("decide", help="what the robot does for a car at a gate")
+    decide.add_argument("--jsonl", action="store_true", help="one situation per line")
+
+    fee = commands.add_parser("fee", help="what a temp stay costs (or: fee describe RULE)")
+    fee.add_argument("action", nargs="?", choices=["describe"], help="render a rule as text")
+    fee.add_argument("--jsonl", action="store_true", help="one input per line")
+
+    plates = commands.add_parser("plates", help="plate tools")
+    plate_commands = plates.add_subparsers(dest="plates_command", required=True, metavar="TOOL")
+    check = plate_commands.add_parser("check", help="normalise and classify a plate")
+    check.add_argument("plate", nargs="?", help="the plate (omit with --jsonl)")
+    check.add_argument("--jsonl", action="store_true", help="one plate per line on stdin")
+    match = plate_commands.add_parser("match", help="cars inside most likely to be a misread")
+    match.add_argument("--jsonl", action="store_true", help="one query per line")
+
+    commands.add_parser("demo", help="show every gate scenario as the engine decides it")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    _utf8_stdio()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # never a traceback to a user
+        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n")
+        return 1
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command == "decide":
+        return jsonio.run(_decide, jsonl=args.jsonl)
+    if args.command == "fee":
+        handler = _fee_describe if args.action == "describe" else _fee
+        return jsonio.run(handler, jsonl=args.jsonl)
+    if args.command == "plates":
+        if args.plates_command == "match":
+            return jsonio.run(_plates_match, jsonl=args.jsonl)
+        if args.jsonl:
+            if args.plate is not None:
+                parser.error("plates check: give a PLATE or --jsonl, not both")
+            return jsonio.run(_plates_check, jsonl=True)
+        if args.plate is None:
+            parser.error("plates check: a PLATE argument is required (or --jsonl)")
+        sys.stdout.write(jsonio.dumps(_plates_check(args.plate)) + "\n")
+        return jsonio.EXIT_OK
+    if args.command == "demo":
+        from eppark.demo import print_scenarios
+
+        print_scenarios(sys.stdout)
+        return jsonio.EXIT_OK
+    parser.error(f"unknown command {args.command!r}")
+    return jsonio.EXIT_BAD_INPUT  # pragma: no cover - parser.error exits
+
+
+def _utf8_stdio() -> None:
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(stream, io.TextIOWrapper) and stream.encoding.lower() != "utf-8":
+            stream.reconfigure(encoding="utf-8")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The ``eppark`` command line as a user runs it: real process, stdin, stdout, exit status."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from eppark.cli import jsonio
+
+SITUATION = {
+    "now": "2026-11-27T08:00:00+08:00",
+    "direction": "entry",
+    "plate": "粤B12345",
+    "lot": {"temp_entry_confirmation": True},
+    "pass": None,
+}
+
+
+def eppark(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return _run(args, stdin)
+
+
+def _run(args: tuple[str, ...], stdin: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "eppark", *args],
+        input=stdin.encode(),
+        capture_output=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C"},  # not a UTF-8 locale on purpose
+    )
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
+    )
+
+
+def test_decide_prints_one_decision_in_utf8() -> None:
+    done = eppark("decide", stdin=json.dumps(SITUATION, ensure_ascii=False))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["voice"] == "该停车场不允许临停车辆进场，有需请联系管理处"
+    assert done.stdout.count("\n") == 1
+
+
+def test_decide_bad_input_exits_2_with_one_line_naming_the_field() -> None:
+    body = dict(SITUATION, now="2026-13-01T00:00:00+08:00")
+    done = eppark("decide", stdin=json.dumps(body))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert "now" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_decide_jsonl_answers_in_order_skips_blanks_and_flags_bad_lines() -> None:
+    lines = [
+        json.dumps(SITUATION),
+        "",
+        "{not json",
+        "   ",
+        json.dumps(dict(SITUATION, plate=None)),
+        json.dumps(dict(SITUATION, direction="sideways")),
+    ]
+    done = eppark("decide", "--jsonl", stdin="\n".join(lines) + "\n")
+    assert done.returncode == 2
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [a.get("scenario") for a in answers] == [
+        "entry.temp_forbidden",
+        None,
+        "entry.unplated",
+        None,
+    ]
+    assert "error" in answers[1]
+    assert answers[3]["error"].startswith("direction")
+    assert "Traceback" not in done.stderr
+
+
+def test_jsonl_all_good_exits_0() -> None:
+    done = eppark("decide", "--jsonl", stdin=json.dumps(SITUATION) + "\n" + json.dumps(SITUATION))
+    assert done.returncode == 0
+    assert len(done.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("stdin", "needle"),
+    [
+        ("", "empty"),
+        ("[1, 2]", "input"),
+        ('{"now": NaN}', "JSON"),
+        ('{"now": "a", "now": "b"}', "duplicate"),
+        ("\xff", "JSON"),
+    ],
+)
+def test_unreadable_input_is_refused(stdin: str, needle: str) -> None:
+    done = eppark("decide", stdin=stdin)
+    assert done.returncode == 2
+    assert needle in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_invalid_utf8_bytes_are_refused() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    status = jsonio.run_one(lambda v: {}, io.BytesIO(b'{"plate": "\xff"}'), out, err)
+    assert status == 2
+    assert "UTF-8" in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    status = jsonio.run_lines(lambda v: {"ok": v}, io.BytesIO(b'"\xff"\n"a"\n'), out, err)
+    assert status == 2
+    assert [json.loads(x) for x in out.getvalue().splitlines()][1] == {"ok": "a"}
+
+
+def test_plates_check_without_argument_is_a_usage_error() -> None:
+    done = eppark("plates", "check")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    assert eppark("teleport").returncode == 2
+
+
+def test_demo_prints_every_scenario() -> None:
+    done = eppark("demo")
+    assert done.returncode == 0, done.stderr
+    for scenario_id in ("entry.unplated", "exit.monthly_expired_grace", "exit.no_entry_record"):
+        assert scenario_id in done.stdout
+    assert "欢迎回家" in done.stdout
+
+
+def test_loads_rejects_infinity() -> None:
+    with pytest.raises(Exception, match="JSON"):
+        jsonio.loads('{"a": Infinity}')
+
+
+def _echo(value: Any) -> dict[str, Any]:
+    return {"echo": value}
+
+
+def test_run_one_echo_roundtrip() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert jsonio.run_one(_echo, io.BytesIO('{"p": "粤B"}'.encode()), out, err) == 0
+    assert json.loads(out.getvalue()) == {"echo": {"p": "粤B"}}
