@@ -14,8 +14,15 @@ from datetime import datetime, timedelta
 from typing import IO, Any
 
 from eppark.domain.decide import decide_from_json
+from eppark.domain.tariff import compute_fee, parse_rule
 
 NOW = datetime.fromisoformat("2026-11-27T08:00:00+08:00")
+MANUAL_TARIFF = {
+    "free_minutes": 30,
+    "first": {"minutes": 60, "price": 500},
+    "unit": {"minutes": 60, "price": 300},
+    "cap": {"price": 3000, "per": "24h"},
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,9 @@ def examples() -> Iterator[Example]:
     """One realistic situation per scenario id, in the manual's order."""
     day = timedelta(days=1)
     hour = timedelta(hours=1)
-    temp_session = {"entered_at": (NOW - 3 * hour).isoformat(), "as": "temp"}
+    entered = NOW - 3 * hour
+    owed = compute_fee(parse_rule(MANUAL_TARIFF), entered, NOW).due  # 3 h under the manual's rule
+    temp_session = {"entered_at": entered.isoformat(), "as": "temp"}
     yield Example(
         "entry.monthly_valid",
         "月卡有效，进场",
@@ -130,7 +139,7 @@ def examples() -> Iterator[Example]:
     yield Example(
         "exit.temp_unpaid",
         "临停3小时未缴费",
-        _situation("exit", "粤B88888", confirm=False, session={**temp_session, "due": 1100}),
+        _situation("exit", "粤B88888", confirm=False, session={**temp_session, "due": owed}),
     )
     yield Example(
         "exit.shared_full_unpaid",
@@ -140,7 +149,7 @@ def examples() -> Iterator[Example]:
             "粤BD12345",
             confirm=False,
             monthly_pass=_pass(30 * day, spaces=2, in_lot=2),
-            session={**temp_session, "due": 1100},
+            session={**temp_session, "due": owed},
         ),
     )
     yield Example(

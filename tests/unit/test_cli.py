@@ -143,3 +143,32 @@ def test_run_one_echo_roundtrip() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert jsonio.run_one(_echo, io.BytesIO('{"p": "粤B"}'.encode()), out, err) == 0
     assert json.loads(out.getvalue()) == {"echo": {"p": "粤B"}}
+
+
+def test_plates_check_prints_the_contract_shape() -> None:
+    done = eppark("plates", "check", "粤b·12345")
+    assert done.returncode == 0
+    assert json.loads(done.stdout) == {"valid": True, "plate": "粤B12345", "kind": "ordinary"}
+    done = eppark("plates", "check", "")
+    assert json.loads(done.stdout) == {"valid": False, "plate": "", "kind": "unknown"}
+
+
+def test_plates_check_jsonl_takes_strings_or_objects() -> None:
+    lines = ['"粤BD12345"', '{"plate": "使123456"}', "42", '"ABC"']
+    done = eppark("plates", "check", "--jsonl", stdin="\n".join(lines))
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert answers[0]["kind"] == "new_energy"
+    assert answers[1]["kind"] == "embassy"
+    assert "error" in answers[2]
+    assert answers[3] == {"valid": False, "plate": "ABC", "kind": "unknown"}
+    assert done.returncode == 2
+
+
+def test_plates_match_ranks_the_misread_car_first() -> None:
+    query = {"plate": "粤B1234", "candidates": ["京A99999", "粤B12345"], "k": 1}
+    done = eppark("plates", "match", stdin=json.dumps(query, ensure_ascii=False))
+    assert done.returncode == 0
+    assert [m["plate"] for m in json.loads(done.stdout)["matches"]] == ["粤B12345"]
+    done = eppark("plates", "match", stdin=json.dumps({"plate": "粤B1", "candidates": [1]}))
+    assert done.returncode == 2
+    assert "candidates[0]" in done.stderr

@@ -44,7 +44,10 @@ def _plates_match(value: Any) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every ``eppark`` command."""
     parser = argparse.ArgumentParser(
-        prog="eppark", description="EP Park: the brain behind unattended parking-lot robots."
+        prog="eppark",
+        description="EP Park: the brain behind unattended parking-lot robots.",
+        epilog="Any other COMMAND is a Django management command: migrate, provision, "
+        "createsuperuser, changepassword, …",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -67,9 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DOMAIN_COMMANDS = {"decide", "fee", "plates", "demo"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     _utf8_stdio()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in DOMAIN_COMMANDS:
+        return _django(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -107,6 +116,20 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return jsonio.EXIT_OK
     parser.error(f"unknown command {args.command!r}")
     return jsonio.EXIT_BAD_INPUT  # pragma: no cover - parser.error exits
+
+
+def _django(argv: list[str]) -> int:
+    """Any other command is a Django management command (migrate, provision, …)."""
+    import os
+
+    from django.core.management import execute_from_command_line, get_commands
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eppark.settings")
+    if argv[0] != "help" and argv[0] not in get_commands():
+        sys.stderr.write(f"eppark: error: unknown command {argv[0]!r} (see eppark --help)\n")
+        return jsonio.EXIT_BAD_INPUT
+    execute_from_command_line(["eppark", *argv])
+    return 0
 
 
 def _utf8_stdio() -> None:

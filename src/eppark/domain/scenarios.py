@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 
@@ -87,15 +88,22 @@ class Scenario:
     title: str
 
     def to_json(self) -> dict[str, Any]:
-        """The contract's *decision* object."""
-        return {
-            "scenario": self.id,
-            "open": self.opens,
-            "voice": self.voice,
-            "display": self.display.to_json(),
-            "light": str(self.light),
-            "expected_action": None if self.expected_action is None else str(self.expected_action),
-        }
+        """The contract's *decision* object (a fresh copy: callers may change it)."""
+        return {**_decision_json(self), "display": self.display.to_json()}
+
+
+@cache
+def _decision_json(scenario: Scenario) -> dict[str, Any]:
+    return {
+        "scenario": scenario.id,
+        "open": scenario.opens,
+        "voice": scenario.voice,
+        "display": None,
+        "light": str(scenario.light),
+        "expected_action": None
+        if scenario.expected_action is None
+        else str(scenario.expected_action),
+    }
 
 
 NO_ENTRY_RECORD_VOICE = "未找到您的进场记录，请按呼叫按钮联系客服"
