@@ -29,6 +29,7 @@ ALLOWED_IMPORTS = {
     "decimal",
     "fractions",
     "string",
+    "json",  # parsing text is pure: no I/O
 }
 FORBIDDEN_CALLS = {"now", "today", "utcnow", "time", "monotonic", "perf_counter", "open"}
 
