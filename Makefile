@@ -4,26 +4,33 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench lock clean
+.PHONY: demo test lint typecheck unit bench lock clean services
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/eppark demo
 
-test: $(STAMP) lint typecheck
-	$(PY) -m pytest -q
+PG_URL ?= postgres://postgres@127.0.0.1:5432/eppark
+
+# Unit and integration tests on SQLite (the demo default), then the
+# integration tests again on PostgreSQL (production).
+test: $(STAMP) lint typecheck services
+	$(PY) -m pytest -q tests
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q tests/integration
+
+services:
+	@tools/ensure-services
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy
+	EPPARK_TESTING=1 $(VENV)/bin/mypy
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

@@ -122,8 +122,8 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert eppark("teleport").returncode == 2
 
 
-def test_demo_prints_every_scenario() -> None:
-    done = eppark("demo")
+def test_scenarios_prints_every_scenario() -> None:
+    done = eppark("scenarios")
     assert done.returncode == 0, done.stderr
     for scenario_id in ("entry.unplated", "exit.monthly_expired_grace", "exit.no_entry_record"):
         assert scenario_id in done.stdout

@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eppark",
         description="EP Park: the brain behind unattended parking-lot robots.",
-        epilog="Any other COMMAND is a Django management command: migrate, provision, "
-        "createsuperuser, changepassword, …",
+        epilog="Any other COMMAND is a Django management command: demo, serve, migrate, "
+        "provision, createsuperuser, changepassword, …",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -66,11 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     match = plate_commands.add_parser("match", help="cars inside most likely to be a misread")
     match.add_argument("--jsonl", action="store_true", help="one query per line")
 
-    commands.add_parser("demo", help="show every gate scenario as the engine decides it")
+    commands.add_parser("scenarios", help="show every gate scenario as the engine decides it")
     return parser
 
 
-DOMAIN_COMMANDS = {"decide", "fee", "plates", "demo"}
+DOMAIN_COMMANDS = {"decide", "fee", "plates", "scenarios"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +109,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             parser.error("plates check: a PLATE argument is required (or --jsonl)")
         sys.stdout.write(jsonio.dumps(_plates_check(args.plate)) + "\n")
         return jsonio.EXIT_OK
-    if args.command == "demo":
+    if args.command == "scenarios":
         from eppark.demo import print_scenarios
 
         print_scenarios(sys.stdout)
@@ -122,9 +122,18 @@ def _django(argv: list[str]) -> int:
     """Any other command is a Django management command (migrate, provision, …)."""
     import os
 
+    import django
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line, get_commands
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eppark.settings")
+    if argv[0] == "demo":
+        os.environ.setdefault("EPPARK_DEMO", "1")
+    try:
+        django.setup()
+    except ImproperlyConfigured as exc:
+        sys.stderr.write(f"eppark: configuration error: {exc}\n")
+        return jsonio.EXIT_BAD_INPUT
     if argv[0] != "help" and argv[0] not in get_commands():
         sys.stderr.write(f"eppark: error: unknown command {argv[0]!r} (see eppark --help)\n")
         return jsonio.EXIT_BAD_INPUT

@@ -1,0 +1,70 @@
+"""The open-gate log (开闸列表) and seats in the back office."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from eppark.accounts.scoping import LotScopedAdminMixin
+from eppark.console.models import AbnormalOpen, AbnormalOpenEvidence, Seat
+
+
+class EvidenceInline(admin.TabularInline):  # type: ignore[type-arg]
+    """Evidence photos of an abnormal open (read-only)."""
+
+    model = AbnormalOpenEvidence
+    extra = 0
+    fields = ("kind", "file", "taken_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Evidence is attached by the console when the gate is opened."""
+        return False
+
+
+@admin.register(AbnormalOpen)
+class AbnormalOpenAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    """开闸列表: who opened which gate, when, why, with what evidence. An audit log: read-only."""
+
+    list_display = (
+        "opened_at",
+        "lot",
+        "gate",
+        "agent",
+        "plate",
+        "reason",
+        "note",
+        "evidence_count",
+    )
+    list_filter = ("reason", "lot", "agent")
+    search_fields = ("plate", "note", "agent__username")
+    date_hierarchy = "opened_at"
+    list_select_related = ("lot", "gate", "agent")
+    inlines = (EvidenceInline,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Abnormal opens are recorded by the console's action, not typed in."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """The log cannot be edited."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """The log cannot be deleted."""
+        return False
+
+    @admin.display(description=_("evidence"))
+    def evidence_count(self, obj: AbnormalOpen) -> int:
+        """How many photos back the open."""
+        return obj.evidence.count()
+
+
+@admin.register(Seat)
+class SeatAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Call-centre seats and the agent bound to each."""
+
+    list_display = ("number", "agent")
+    search_fields = ("number", "agent__username")

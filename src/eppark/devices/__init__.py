@@ -1,0 +1,1 @@
+"""Robots (EP君) and cameras."""

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DevicesConfig(AppConfig):
+    """Robots (EP君) and cameras."""
+
+    name = "eppark.devices"
+    verbose_name = _("Robots (EP君) and cameras")

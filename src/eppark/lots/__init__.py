@@ -1,0 +1,1 @@
+"""Lots (停车场) and their gates (道口)."""

@@ -1,0 +1,1 @@
+"""Running EP Park: ``eppark serve`` and ``eppark demo``."""

@@ -1,0 +1,1 @@
+"""Simulators of the devices EP Park talks to (licence-plate cameras…)."""

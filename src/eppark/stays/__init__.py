@@ -1,0 +1,1 @@
+"""Stays and gate visits."""

@@ -1,0 +1,166 @@
+"""Stays (a car's time inside a lot) and gate visits (a car waiting at a gate)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
+
+
+class EnteredAs(models.TextChoices):
+    """How a car entered: as a pass holder or as temp parking (临停)."""
+
+    PASS = "pass", _("monthly pass")
+    TEMP = "temp", _("temp parking")
+    UNPLATED = "unplated", _("unplated")
+
+
+class StayState(models.TextChoices):
+    """Whether the car is still inside."""
+
+    INSIDE = "inside", _("inside")
+    LEFT = "left", _("left")
+    CLOSED_BY_HAND = "closed", _("closed by hand")
+
+
+def evidence_path(instance: Any, filename: str) -> str:
+    """Where a gate photo is stored: by lot and day."""
+    lot = getattr(instance, "lot", None) or instance.gate.lot
+    return f"photos/{lot.code}/{filename}"
+
+
+class Stay(models.Model):
+    """A car's time in a lot, from the entry gate to the exit gate (an entry/exit record)."""
+
+    lot = models.ForeignKey(
+        "lots.Lot", on_delete=models.PROTECT, related_name="stays", verbose_name=_("lot")
+    )
+    plate = models.CharField(_("plate"), max_length=16, blank=True, db_index=True)
+    entered_as = models.CharField(_("entered as"), max_length=16, choices=EnteredAs.choices)
+    state = models.CharField(
+        _("state"), max_length=16, choices=StayState.choices, default=StayState.INSIDE
+    )
+    entered_at = models.DateTimeField(_("entered"))
+    entry_gate = models.ForeignKey(
+        "lots.Gate",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("entry gate"),
+    )
+    entry_photo = models.FileField(_("entry photo"), upload_to=evidence_path, blank=True)
+    exited_at = models.DateTimeField(_("left"), null=True, blank=True)
+    exit_gate = models.ForeignKey(
+        "lots.Gate",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("exit gate"),
+    )
+    exit_photo = models.FileField(_("exit photo"), upload_to=evidence_path, blank=True)
+    monthly_pass = models.ForeignKey(
+        "passes.MonthlyPass",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="stays",
+        verbose_name=_("monthly pass"),
+    )
+    total = models.PositiveIntegerField(_("fee (fen)"), default=0)
+    paid = models.PositiveIntegerField(_("paid (fen)"), default=0)
+    closed_by = models.ForeignKey(
+        "auth.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("closed by"),
+    )
+    close_note = models.CharField(_("closing note"), max_length=256, blank=True)
+
+    class Meta:
+        verbose_name = _("stay")
+        verbose_name_plural = _("stays")
+        ordering = ["-entered_at"]
+        indexes = [models.Index(fields=["lot", "plate", "exited_at"], name="stay_lookup")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(exited_at__isnull=True)
+                | models.Q(exited_at__gte=models.F("entered_at")),
+                name="stay_exit_after_entry",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plate or _('unplated')} @ {self.lot}"
+
+    @property
+    def inside(self) -> bool:
+        """Whether the car is still in the lot."""
+        return self.exited_at is None
+
+    def close_by_hand(self, user: Any, at: datetime, note: str = "") -> None:
+        """End a stay whose car left unseen (e.g. tailgated out); frees its space."""
+        with transaction.atomic():
+            locked = Stay.objects.select_for_update().get(pk=self.pk)
+            if locked.exited_at is not None:
+                return
+            self.exited_at = max(at, locked.entered_at)
+            self.state = StayState.CLOSED_BY_HAND
+            self.closed_by = user
+            self.close_note = note
+            self.save(update_fields=["exited_at", "state", "closed_by", "close_note"])
+
+
+class Resolution(models.TextChoices):
+    """How a gate visit ended."""
+
+    OPENED = "opened", _("gate opened")
+    DRIVER_ACTED = "driver_acted", _("driver acted")
+    LEFT = "left", _("car backed away")
+    AGENT = "agent", _("resolved by an agent")
+    ABNORMAL_OPEN = "abnormal_open", _("abnormal open")
+    SUPERSEDED = "superseded", _("superseded by a new read")
+
+
+class GateVisit(models.Model):
+    """A car at a gate: the plate read, what the robot was told, and how it ended."""
+
+    gate = models.ForeignKey(
+        "lots.Gate", on_delete=models.PROTECT, related_name="visits", verbose_name=_("gate")
+    )
+    lot = models.ForeignKey(
+        "lots.Lot", on_delete=models.PROTECT, related_name="visits", verbose_name=_("lot")
+    )
+    plate = models.CharField(_("plate"), max_length=16, blank=True, db_index=True)
+    arrived_at = models.DateTimeField(_("arrived"))
+    photo = models.FileField(_("photo"), upload_to=evidence_path, blank=True)
+    scenario = models.CharField(_("scenario"), max_length=40)
+    decision = models.JSONField(_("decision"), default=dict)
+    expected_action = models.CharField(_("expected action"), max_length=32, blank=True)
+    opened = models.BooleanField(_("gate opened"), default=False)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    resolution = models.CharField(
+        _("resolution"), max_length=16, choices=Resolution.choices, blank=True
+    )
+    stay = models.ForeignKey(
+        Stay,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="visits",
+        verbose_name=_("stay"),
+    )
+
+    class Meta:
+        verbose_name = _("gate visit")
+        verbose_name_plural = _("gate visits")
+        ordering = ["-arrived_at"]
+        indexes = [models.Index(fields=["resolved_at", "arrived_at"], name="visit_waiting")]
+
+    def __str__(self) -> str:
+        return f"{self.plate or _('unplated')} @ {self.gate} ({self.scenario})"

@@ -1,0 +1,109 @@
+"""Small builders for integration tests: two lots with one of everything each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+
+from eppark.accounts.models import Role, StaffProfile
+from eppark.accounts.roles import GROUP_NAMES
+from eppark.console.models import AbnormalOpen, Seat
+from eppark.devices.models import Camera, Robot
+from eppark.lots.models import Gate, Lot
+from eppark.orders.models import Order
+from eppark.passes.models import MonthlyPass, PassPlate, RenewalApplication
+from eppark.stays.models import GateVisit, Stay
+
+TARIFF = {
+    "free_minutes": 30,
+    "first": {"minutes": 60, "price": 500},
+    "unit": {"minutes": 60, "price": 300},
+    "cap": {"price": 3000, "per": "24h"},
+}
+
+
+@dataclass
+class LotWorld:
+    """One lot with a gate pair, a robot, a camera, a pass, a stay, an order and an open."""
+
+    lot: Lot
+    entry: Gate
+    exit: Gate
+    robot: Robot
+    camera: Camera
+    monthly_pass: MonthlyPass
+    stay: Stay
+    order: Order
+    abnormal_open: AbnormalOpen
+
+
+def build_lot(
+    code: str, name: str, plate: str, agent: User, now: datetime | None = None
+) -> LotWorld:
+    """A lot named ``name`` whose every record carries ``plate``."""
+    now = now or timezone.now()
+    lot = Lot.objects.create(
+        code=code, name=name, capacity=10, tariff=TARIFF, temp_entry_confirmation=True
+    )
+    entry = Gate.objects.create(lot=lot, code="entry-1", name=f"{name}入口", direction="entry")
+    exit_gate = Gate.objects.create(lot=lot, code="exit-1", name=f"{name}出口", direction="exit")
+    robot = Robot.objects.create(
+        code=f"EP-{code}", name=f"{name}出口", lot=lot, gate=exit_gate, phone="14400000001"
+    )
+    camera = Camera.objects.create(
+        vendor="vzenith", lot=lot, gate=exit_gate, robot=robot, key=f"k-{code}", serial=f"sn-{code}"
+    )
+    monthly_pass = MonthlyPass.objects.create(
+        lot=lot,
+        owner=f"{name}车主",
+        phone="13800000000",
+        valid_from=now - timedelta(days=30),
+        valid_until=now + timedelta(days=30),
+    )
+    PassPlate.objects.create(monthly_pass=monthly_pass, lot=lot, plate=plate)
+    RenewalApplication.objects.create(monthly_pass=monthly_pass, lot=lot, phone="13800000000")
+    stay = Stay.objects.create(
+        lot=lot,
+        plate=plate,
+        entered_as="pass",
+        entered_at=now - timedelta(hours=2),
+        entry_gate=entry,
+    )
+    GateVisit.objects.create(
+        gate=entry,
+        lot=lot,
+        plate=plate,
+        arrived_at=stay.entered_at,
+        scenario="entry.monthly_valid",
+        opened=True,
+        stay=stay,
+    )
+    order = Order.objects.create(
+        kind="temp", lot=lot, plate=plate, stay=stay, amount=800, out_trade_no=f"T{code}0001"
+    )
+    abnormal = AbnormalOpen.objects.create(
+        lot=lot,
+        gate=exit_gate,
+        agent=agent,
+        opened_at=now,
+        plate=plate,
+        reason="special_vehicle",
+        note=f"警车{plate}，警官进出",
+    )
+    return LotWorld(lot, entry, exit_gate, robot, camera, monthly_pass, stay, order, abnormal)
+
+
+def staff(username: str, role: Role | None, lots: list[Lot], **extra: Any) -> User:
+    """A staff user with a role, its group and lots (role None: a bare staff user)."""
+    user = User.objects.create_user(username, password="pw-not-used", is_staff=True, **extra)
+    if role is not None:
+        profile = StaffProfile.objects.create(user=user, role=role, name=username)
+        profile.lots.set(lots)
+        user.groups.add(Group.objects.get(name=GROUP_NAMES[role]))
+    if role is Role.AGENT:
+        Seat.objects.create(number=f"10{user.pk:02d}", agent=user)
+    return user
