@@ -81,13 +81,23 @@ TEMPLATES = [
     },
 ]
 
+# Under ASGI every request runs in a thread of its own, so persistent per-thread
+# connections would pile up: PostgreSQL uses psycopg's pool instead (Django 5.1+).
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'eppark.sqlite3'}",
-        conn_max_age=int(os.environ.get("EPPARK_CONN_MAX_AGE", "60")),
+        conn_max_age=0,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": int(os.environ.get("EPPARK_DB_POOL_SIZE", "20")),
+        "timeout": 10,
+    }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Tests use a file, not shared-cache memory: the gateway's threads need real locking.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
@@ -126,6 +136,14 @@ MEDIA_ROOT = Path(os.environ.get("EPPARK_MEDIA_DIR", VAR_DIR / "media")).resolve
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
 LOGIN_URL = "admin:login"
+
+# Where drivers' phones reach this server (the robots' QR codes encode URLs under it).
+EPPARK_PUBLIC_URL = os.environ.get("EPPARK_PUBLIC_URL", "http://127.0.0.1:8000")
+# The gate loop's clocks (seconds): see eppark.devices.outbox and eppark.stays.
+EPPARK_PRESENT_TTL_S = int(os.environ.get("EPPARK_PRESENT_TTL_S", "120"))
+EPPARK_OPEN_TTL_S = int(os.environ.get("EPPARK_OPEN_TTL_S", "10"))
+EPPARK_READ_DEDUP_SECONDS = int(os.environ.get("EPPARK_READ_DEDUP_SECONDS", "10"))
+EPPARK_CONGESTION_SECONDS = int(os.environ.get("EPPARK_CONGESTION_SECONDS", "60"))
 
 LOGGING = {
     "version": 1,

@@ -11,4 +11,6 @@ admin.site.index_title = _("Lots, devices, passes and orders")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("devices/", include("eppark.devices.urls")),
+    path("console/", include("eppark.console.urls")),
 ]

@@ -132,6 +132,7 @@ def test_operator_cannot_add_a_gate_to_another_lot(world: dict[str, Any]) -> Non
             "code": "sneaky",
             "name": "偷开",
             "direction": "entry",
+            "opening_channel": "auto",
         },
     )
     assert response.status_code == 200  # form redisplayed with an error
@@ -144,6 +145,7 @@ def test_operator_cannot_add_a_gate_to_another_lot(world: dict[str, Any]) -> Non
             "code": "entry-2",
             "name": "入口2",
             "direction": "entry",
+            "opening_channel": "auto",
         },
     )
     assert response.status_code == 302

@@ -134,7 +134,10 @@ def _django(argv: list[str]) -> int:
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"eppark: configuration error: {exc}\n")
         return jsonio.EXIT_BAD_INPUT
-    if argv[0] != "help" and argv[0] not in get_commands():
+    known = get_commands()
+    if argv[0] not in known and argv[0].replace("-", "_") in known:
+        argv = [argv[0].replace("-", "_"), *argv[1:]]  # eppark robot-state → robot_state
+    if argv[0] != "help" and argv[0] not in known:
         sys.stderr.write(f"eppark: error: unknown command {argv[0]!r} (see eppark --help)\n")
         return jsonio.EXIT_BAD_INPUT
     execute_from_command_line(["eppark", *argv])

@@ -85,6 +85,13 @@ class Camera(models.Model):
     )
     serial = models.CharField(_("serial number"), max_length=128, blank=True)
     ezviz_serial = models.CharField(_("Ezviz device serial"), max_length=64, blank=True)
+    api_url = models.URLField(
+        _("camera API address"),
+        blank=True,
+        help_text=_("e.g. http://192.168.1.64 — for opening the barrier through the camera."),
+    )
+    api_username = models.CharField(_("camera API user"), max_length=64, blank=True)
+    api_password = models.CharField(_("camera API password"), max_length=128, blank=True)
     online = models.BooleanField(_("online"), default=False)
     last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -102,3 +109,169 @@ class Camera(models.Model):
     def is_plate_camera(self) -> bool:
         """Whether this camera reads plates (as opposed to watching the scene)."""
         return self.vendor in LPR_VENDORS
+
+
+class PlateRead(models.Model):
+    """One plate read pushed by a camera, kept to de-duplicate re-sends and as evidence."""
+
+    camera = models.ForeignKey(
+        Camera, on_delete=models.PROTECT, related_name="reads", verbose_name=_("camera")
+    )
+    read_id = models.CharField(_("read id"), max_length=128)
+    plate = models.CharField(_("plate"), max_length=16, blank=True)
+    raw_plate = models.CharField(_("plate as read"), max_length=64, blank=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received"))
+    offline = models.BooleanField(_("offline backlog"), default=False)
+    photo = models.FileField(_("photo"), upload_to="reads/%Y/%m/%d/", blank=True)
+    visit = models.ForeignKey(
+        "stays.GateVisit",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reads",
+        verbose_name=_("gate visit"),
+    )
+    opened = models.BooleanField(_("camera told to open"), default=False)
+
+    class Meta:
+        verbose_name = _("plate read")
+        verbose_name_plural = _("plate reads")
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["camera", "read_id"], name="plate_read_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plate or '—'} @ {self.camera}"
+
+
+class Channel(models.TextChoices):
+    """Where a command goes: to a robot over MQTT, or to a plate camera."""
+
+    MQTT = "mqtt", _("robot (MQTT)")
+    CAMERA_REPLY = "camera_reply", _("camera reply")
+    CAMERA_API = "camera_api", _("camera API")
+
+
+class CommandState(models.TextChoices):
+    """Where a command stands in the outbox."""
+
+    PENDING = "pending", _("pending")
+    SENT = "sent", _("sent")
+    ACCEPTED = "accepted", _("accepted")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed")
+    EXPIRED = "expired", _("expired")
+
+
+OPEN_STATES = (CommandState.PENDING, CommandState.SENT)
+"""States in which a command may still be delivered."""
+
+
+class Command(models.Model):
+    """The outbox: a command to a robot or a camera, stored with the decision that caused it.
+
+    The gateway publishes pending commands and retries until the robot acks or
+    the command expires; an expired command is never delivered late.
+    """
+
+    cmd_id = models.CharField(_("command id"), max_length=64, unique=True)
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
+    robot = models.ForeignKey(
+        Robot,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="commands",
+        verbose_name=_("robot"),
+    )
+    camera = models.ForeignKey(
+        Camera,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="commands",
+        verbose_name=_("camera"),
+    )
+    cmd = models.CharField(_("command"), max_length=16)
+    args = models.JSONField(_("arguments"), default=dict)
+    created_at = models.DateTimeField(_("created"))
+    expires_at = models.DateTimeField(_("expires"))
+    state = models.CharField(
+        _("state"), max_length=16, choices=CommandState.choices, default=CommandState.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"))
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    acked_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
+    detail = models.CharField(_("detail"), max_length=500, blank=True)
+    visit = models.ForeignKey(
+        "stays.GateVisit",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="commands",
+        verbose_name=_("gate visit"),
+    )
+    requested_by = models.ForeignKey(
+        "auth.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+
+    class Meta:
+        verbose_name = _("command")
+        verbose_name_plural = _("commands")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="command_due")]
+
+    def __str__(self) -> str:
+        return f"{self.cmd} → {self.robot or self.camera} ({self.state})"
+
+
+class RobotScreen(models.Model):
+    """What a robot shows now, as its acks reported it (the console mirrors this)."""
+
+    robot = models.OneToOneField(
+        Robot, on_delete=models.CASCADE, related_name="screen", verbose_name=_("robot")
+    )
+    voice = models.CharField(_("voice"), max_length=500, blank=True)
+    display = models.JSONField(_("display"), default=dict)
+    light = models.CharField(_("light"), max_length=8, blank=True)
+    since = models.DateTimeField(_("since"), null=True, blank=True)
+    cmd_id = models.CharField(_("command id"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("robot screen")
+        verbose_name_plural = _("robot screens")
+
+    def __str__(self) -> str:
+        return f"{self.robot}: {self.voice}"
+
+
+class RobotEvent(models.Model):
+    """Something a robot reported (call button, loop detector, ID photo, …), once per event id."""
+
+    robot = models.ForeignKey(
+        Robot, on_delete=models.CASCADE, related_name="events", verbose_name=_("robot")
+    )
+    event_id = models.CharField(_("event id"), max_length=64)
+    type = models.CharField(_("type"), max_length=32)
+    ts = models.DateTimeField(_("time"))
+    data = models.JSONField(_("data"), default=dict)
+    received_at = models.DateTimeField(_("received"))
+
+    class Meta:
+        verbose_name = _("robot event")
+        verbose_name_plural = _("robot events")
+        ordering = ["-ts"]
+        constraints = [
+            models.UniqueConstraint(fields=["robot", "event_id"], name="robot_event_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.robot} {self.type} {self.ts:%H:%M:%S}"

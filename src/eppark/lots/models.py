@@ -131,6 +131,15 @@ class Direction(models.TextChoices):
     EXIT = "exit", _("exit")
 
 
+class OpeningChannel(models.TextChoices):
+    """How an open reaches a gate's barrier."""
+
+    AUTO = "auto", _("automatic (by the plate camera's vendor)")
+    ROBOT = "robot", _("the robot's relay (MQTT)")
+    CAMERA_REPLY = "camera_reply", _("the plate camera's HTTP reply (Vzenith, HXZX)")
+    CAMERA_API = "camera_api", _("the plate camera's HTTP API (Hikvision, Dahua)")
+
+
 class Gate(models.Model):
     """One lane of a lot, in or out, with its barrier, robot and plate cameras."""
 
@@ -140,6 +149,13 @@ class Gate(models.Model):
     code = models.SlugField(_("code"), max_length=64)
     name = models.CharField(_("name"), max_length=128)
     direction = models.CharField(_("direction"), max_length=8, choices=Direction.choices)
+    opening_channel = models.CharField(
+        _("opening channel"),
+        max_length=16,
+        choices=OpeningChannel.choices,
+        default=OpeningChannel.AUTO,
+        help_text=_("How an open decided later (agent, payment) reaches the barrier."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

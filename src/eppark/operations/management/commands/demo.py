@@ -1,37 +1,45 @@
-"""``eppark demo``: migrate, provision the demo city, and serve it."""
+"""``eppark demo``: migrate, provision the demo city, serve it with simulated robots and traffic."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
+from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import User
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
 from django.utils import timezone
 
 from eppark.demo import print_scenarios
+from eppark.devices.models import Robot
 from eppark.lots.models import Lot
-from eppark.operations.management.commands.serve import serve
+from eppark.operations.demo_setup import (
+    DEMO_PASSWORD,
+    DEMO_USER,
+    demo_robot_passwords,
+    set_up_demo,
+)
+from eppark.operations.runtime import async_serve, mqtt_url
 from eppark.passes.models import MonthlyPass
-from eppark.provisioning.apply import apply_plan
-from eppark.provisioning.demo_city import demo_city
-from eppark.provisioning.schema import parse_plan
-
-DEMO_USER = "demo"
-DEMO_PASSWORD = "eppark-demo"
+from eppark.sim.robot import SimRobot
+from eppark.sim.traffic import Traffic
 
 
 class Command(BaseCommand):
-    """Set up the demo city on the embedded defaults and serve it."""
+    """Set up the demo city on the embedded defaults and run it."""
 
-    help = "Migrate, provision a demo city of Shenzhen lots, print the URL and login, serve."
+    help = "Migrate, provision a demo city of Shenzhen lots, print the URLs and login, run it."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        """--host, --port, and --no-serve for set-up only."""
+        """--host, --port, --interval between cars, and --no-serve for set-up only."""
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--interval", type=float, default=6.0, help="mean seconds between arriving cars"
+        )
         parser.add_argument("--no-serve", action="store_true", help="set up, print, and exit")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -39,31 +47,43 @@ class Command(BaseCommand):
         out = self.stdout
         out.write("Migrating the database…")
         call_command("migrate", verbosity=0, interactive=False)
-        summary = apply_plan(parse_plan(demo_city(timezone.now())))
-        _ensure_demo_login()
+        summary = set_up_demo(timezone.now())
         out.write("")
         print_scenarios(sys.stdout)
-        url = f"http://{options['host']}:{options['port']}/admin/"
+        base = f"http://{options['host']}:{options['port']}"
+        settings.EPPARK_PUBLIC_URL = base  # the robots' QR codes point at this server
         out.write("")
         out.write(
-            f"Demo city: {Lot.objects.count()} lots, {MonthlyPass.objects.count()} monthly "
-            f"passes ({'updated' if summary.changed else 'unchanged'})."
+            f"Demo city: {Lot.objects.count()} lots, {Robot.objects.count()} robots, "
+            f"{MonthlyPass.objects.count()} monthly passes "
+            f"({'updated' if summary.changed else 'unchanged'})."
         )
-        out.write(f"Back office: {url}")
-        out.write(f"Login:       {DEMO_USER} / {DEMO_PASSWORD}")
+        out.write(f"Back office:  {base}/admin/")
+        out.write(f"City:         {base}/console/city/")
+        out.write(f"Held-up cars: {base}/console/congestion/")
+        first = Robot.objects.order_by("lot__code", "code").first()
+        if first is not None:
+            out.write(f"A robot:      {base}/console/robots/{first.code}/")
+        out.write(f"Login:        {DEMO_USER} / {DEMO_PASSWORD}")
+        log_path = Path(settings.VAR_DIR) / "sim-robots.jsonl"
+        out.write(f"MQTT broker:  {mqtt_url()} (robots' commands logged to {log_path})")
         if options["no_serve"]:
             return
-        out.write("Serving; press Ctrl+C to stop.")
-        serve(options["host"], options["port"])
+        out.write("Serving with simulated robots and traffic; press Ctrl+C to stop.")
+        with contextlib.suppress(KeyboardInterrupt):
+            passwords = demo_robot_passwords()
+            asyncio.run(
+                _run(options["host"], options["port"], options["interval"], log_path, passwords)
+            )
 
 
-def _ensure_demo_login() -> None:
-    """The demo's superuser, with its known password."""
-    with transaction.atomic():
-        user, _created = User.objects.get_or_create(
-            username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True}
-        )
-        if not user.check_password(DEMO_PASSWORD) or not user.is_superuser:
-            user.set_password(DEMO_PASSWORD)
-            user.is_staff = user.is_superuser = True
-            user.save()
+async def _run(
+    host: str, port: int, interval: float, log_path: Path, passwords: dict[str, str]
+) -> None:
+    url = mqtt_url()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a", encoding="utf-8", buffering=1) as log:
+        robots = {code: SimRobot(code, pw, url, out=log) for code, pw in passwords.items()}
+        traffic = Traffic(f"http://{host}:{port}", robots, interval=interval)
+        tasks = [robot.run for robot in robots.values()]
+        await async_serve(host, port, extra=[*tasks, traffic.run])

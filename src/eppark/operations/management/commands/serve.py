@@ -1,16 +1,20 @@
-"""``eppark serve``: the web server (back office, device endpoints) in one process."""
+"""``eppark serve``: web server, device endpoints and the MQTT gateway in one process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from eppark.operations.runtime import async_serve
+
 
 class Command(BaseCommand):
-    """Serve EP Park over HTTP with uvicorn."""
+    """Serve EP Park: HTTP, the gateway, and the embedded broker when MQTT_URL is unset."""
 
-    help = "Run the web server: back office and device endpoints."
+    help = "Run the web server, device endpoints and gateway (embedded MQTT broker by default)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         """--host and --port."""
@@ -19,18 +23,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run until interrupted."""
-        serve(options["host"], options["port"])
-
-
-def serve(host: str, port: int) -> None:
-    """Run the ASGI application until interrupted."""
-    import uvicorn
-
-    uvicorn.run(
-        "eppark.asgi:application",
-        host=host,
-        port=port,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-    )
+        self.stdout.write(f"Serving on http://{options['host']}:{options['port']}/")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(async_serve(options["host"], options["port"]))

@@ -1,0 +1,476 @@
+"""The live gate loop under load: camera push → camera reply, and → the robot's command on the wire.
+
+Sets up its own PostgreSQL database (``eppark_bench``) with one lot of 20 gate
+pairs (Vzenith cameras, robots), starts a real Mosquitto with the robot ACL on
+a free port, and runs ``eppark serve`` (one process: web + gateway) against
+them. A load generator posts real Vzenith pushes over keep-alive HTTP at a
+fixed (open-loop) rate, spread over the gates; a listener subscribed as the
+gateway user sees each robot command arrive on the broker.
+
+Figures: reply latency and push→command-on-wire latency, p50/p99, at
+100 events/s; then the rate is raised step by step to find the highest rate
+sustained (≥ 98 % of the offered rate answered, reply p99 ≤ 250 ms). The
+named baseline is the camera *heartbeat* on the same server and connections:
+parse + one UPDATE, the floor of the HTTP stack.
+
+Also the fault figures: the broker is stopped for ``--outage`` seconds (60 by
+default with ``python -m bench.gate_loop --outage 60``) in the middle of
+traffic; counted afterwards: reads answered, visits recorded, commands
+delivered / superseded / expired, and opens run late (must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+ROOT = Path(__file__).resolve().parents[1]
+PG = os.environ.get("EPPARK_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+DB_NAME = "eppark_bench"
+GATES = 20
+GATEWAY_PASSWORD = "bench-gateway"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    """Block until 127.0.0.1:port accepts connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing on port {port}")
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"{PG}/{DB_NAME}",
+        EPPARK_SECRET_KEY="bench-secret",
+        EPPARK_MQTT_GATEWAY_PASSWORD=GATEWAY_PASSWORD,
+        EPPARK_LOG_LEVEL="ERROR",
+        EPPARK_ALLOWED_HOSTS="127.0.0.1,localhost",
+    )
+    env.update(extra or {})
+    return env
+
+
+def eppark(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run an ``eppark`` command against the bench database."""
+    done = subprocess.run(
+        [sys.executable, "-m", "eppark", *args],
+        env=env or _env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    if done.returncode:
+        raise RuntimeError(f"eppark {' '.join(args)}: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+SETUP = """
+from datetime import timedelta
+from django.utils import timezone
+from eppark.devices.credentials import hash_password
+from eppark.devices.models import Camera, Robot
+from eppark.lots.models import Gate, Lot
+passwords = {}
+lot = Lot.objects.create(code="bench", name="压测车场", capacity=100000,
+    temp_entry_confirmation=False,
+    tariff={"free_minutes": 30, "first": {"minutes": 60, "price": 500},
+            "unit": {"minutes": 60, "price": 300}, "cap": {"price": 3000, "per": "24h"}})
+for n in range(GATES):
+    for direction in ("entry", "exit"):
+        gate = Gate.objects.create(lot=lot, code=f"{direction}-{n}", name=f"{direction}{n}",
+                                   direction=direction)
+        code = f"EP-{direction[:2].upper()}{n:03d}"
+        passwords[code] = f"pw-{code}"
+        robot = Robot.objects.create(code=code, name=code, lot=lot, gate=gate,
+                                     mqtt_password_hash=hash_password(passwords[code]))
+        if n % 2 == 0:  # half the gates open through the robot's relay, half by the reply
+            gate.opening_channel = "robot"
+            gate.save()
+        Camera.objects.create(vendor="vzenith", lot=lot, gate=gate, robot=robot,
+                              key=f"k-{direction}-{n}", serial=f"sn-{direction}-{n}")
+import json
+print(json.dumps(passwords))
+"""
+
+
+def set_up_database() -> dict[str, str]:
+    """A fresh bench database with the lot, gates, robots and cameras; the robots' passwords."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    eppark("migrate", "--verbosity", "0")
+    out = eppark("shell", "-c", SETUP.replace("GATES", str(GATES)))
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+@dataclass
+class Mosquitto:
+    """A Mosquitto of the bench's own, with the robot ACL and everyone's passwords."""
+
+    passwords: dict[str, str]
+    port: int = field(default_factory=free_port)
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="eppark-bench-")))
+    process: subprocess.Popen[bytes] | None = None
+
+    def configure(self) -> None:
+        """Write the password file, the ACL and the config."""
+        sys.path.insert(0, str(ROOT / "src"))
+        from eppark.gateway.broker import mosquitto_acl
+
+        passwd = self.folder / "passwd"
+        users = {**self.passwords, "gateway": GATEWAY_PASSWORD}
+        for index, (user, password) in enumerate(users.items()):
+            create = ["-c"] if index == 0 else []
+            subprocess.run(
+                ["mosquitto_passwd", *create, "-b", str(passwd), user, password],
+                check=True,
+                capture_output=True,
+            )
+        (self.folder / "acl").write_text(mosquitto_acl(), encoding="utf-8")
+        (self.folder / "mosquitto.conf").write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous false\n"
+            f"password_file {passwd}\nacl_file {self.folder / 'acl'}\n"
+            "persistence false\nuser root\nmax_queued_messages 100000\n",
+            encoding="utf-8",
+        )
+
+    def start(self) -> None:
+        """Start (again) on the same port."""
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.folder / "mosquitto.conf")], stderr=subprocess.DEVNULL
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        """Stop."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def clean(self) -> None:
+        """Stop and remove the folder."""
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class HttpConnection:
+    """A minimal keep-alive HTTP/1.1 client connection (POST, Content-Length replies)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        """Send one POST and read its reply."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        data = await self.reader.readexactly(length) if length else b""
+        return int(status_line.split()[1]), data
+
+
+@dataclass
+class Sample:
+    """One push: when it went, when the reply came, when its robot command was seen."""
+
+    gate: str
+    sent: float
+    replied: float | None = None
+    status: int = 0
+    on_wire: float | None = None
+
+
+class Load:
+    """Open-loop load over a pool of keep-alive connections, and the MQTT wire listener."""
+
+    def __init__(self, http_port: int, mqtt_port: int, connections: int = 32) -> None:
+        self.http_port = http_port
+        self.mqtt_port = mqtt_port
+        self.pool: asyncio.Queue[HttpConnection] = asyncio.Queue()
+        for _ in range(connections):
+            self.pool.put_nowait(HttpConnection(http_port))
+        self.waiting: dict[str, list[Sample]] = {}
+        self.plate_id = random.randint(1, 1_000_000)
+        self.rng = random.Random(5)
+
+    async def listen(self, ready: asyncio.Event) -> None:
+        """Note when each robot's next command shows up on the broker."""
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            self.mqtt_port,
+            username="gateway",
+            password=GATEWAY_PASSWORD,
+            identifier=f"gateway-bench-{os.getpid()}",
+        ) as client:
+            await client.subscribe("ep/robots/+/commands", qos=1)
+            ready.set()
+            seen: set[str] = set()
+            async for message in client.messages:
+                payload = message.payload
+                cmd_id = json.loads(payload)["cmd_id"] if isinstance(payload, bytes) else ""
+                if cmd_id in seen:
+                    continue  # a re-send of a command already counted
+                seen.add(cmd_id)
+                code = str(message.topic).split("/")[2]
+                queue = self.waiting.get(code)
+                if queue:
+                    sample = queue.pop(0)
+                    sample.on_wire = time.perf_counter()
+
+    def _plate(self) -> str:
+        letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+        tail = "".join(self.rng.choice("0123456789" + letters) for _ in range(5))
+        return f"粤{self.rng.choice(letters)}{tail}"
+
+    async def one(self, gate: int, heartbeat: bool) -> Sample:
+        """Send one push (or heartbeat) to a gate's entry camera."""
+        sys.path.insert(0, str(ROOT / "src"))
+        from eppark.sim.cameras import build_heartbeat, build_push
+
+        serial = f"sn-entry-{gate}"
+        code = f"EP-EN{gate:03d}"
+        self.plate_id += 1
+        if heartbeat:
+            push = build_heartbeat("vzenith", serial)
+        else:
+            from datetime import datetime
+
+            push = build_push(
+                "vzenith",
+                serial,
+                self._plate(),
+                datetime.now(UTC),
+                plate_id=self.plate_id,
+                with_image=False,
+            )
+        sample = Sample(code, time.perf_counter())
+        if not heartbeat:
+            self.waiting.setdefault(code, []).append(sample)
+        connection = await self.pool.get()
+        try:
+            sample.status, _ = await connection.post(
+                f"/devices/lpr/vzenith/k-entry-{gate}", push.body, push.content_type
+            )
+            sample.replied = time.perf_counter()
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            connection.writer = None
+        finally:
+            self.pool.put_nowait(connection)
+        return sample
+
+    async def run(self, rate: float, seconds: float, heartbeat: bool = False) -> list[Sample]:
+        """Offer ``rate`` pushes a second for ``seconds``, round-robin over the gates."""
+        tasks = []
+        start = time.perf_counter()
+        count = int(rate * seconds)
+        for index in range(count):
+            due = start + index / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(self.one(index % GATES, heartbeat)))
+        samples = await asyncio.gather(*tasks)
+        await asyncio.sleep(1.0)  # let the last commands reach the wire
+        return list(samples)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def summarise(samples: list[Sample], rate: float, seconds: float, case: str) -> dict[str, Any]:
+    """p50/p99 of reply and on-wire latencies (ms), and the rate actually answered."""
+    ok = [s for s in samples if s.replied is not None and s.status == 200]
+    reply = [(s.replied - s.sent) * 1000 for s in ok if s.replied is not None]
+    wire = [(s.on_wire - s.sent) * 1000 for s in samples if s.on_wire is not None]
+    return {
+        "bench": "gate_loop",
+        "case": case,
+        "offered/s": rate,
+        "answered/s": round(len(ok) / seconds, 1),
+        "reply p50 ms": round(_percentile(reply, 0.50), 2),
+        "reply p99 ms": round(_percentile(reply, 0.99), 2),
+        "wire p50 ms": round(_percentile(wire, 0.50), 2) if wire else "",
+        "wire p99 ms": round(_percentile(wire, 0.99), 2) if wire else "",
+        "commands seen": len(wire) if wire else "",
+    }
+
+
+async def measure(
+    http_port: int, mqtt_port: int, seconds: float, steps: list[int]
+) -> list[dict[str, Any]]:
+    """The latency figures at 100/s, the baseline, and the sustained-rate search."""
+    load = Load(http_port, mqtt_port)
+    ready = asyncio.Event()
+    listener = asyncio.create_task(load.listen(ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    await load.run(50, 2)  # warm-up: connections, caches
+    rows = [summarise(await load.run(100, seconds), 100, seconds, "plate read, 100/s")]
+    rows.append(
+        summarise(
+            await load.run(100, seconds, heartbeat=True), 100, seconds, "baseline: heartbeat, 100/s"
+        )
+    )
+    best = 0
+    for rate in steps:
+        row = summarise(
+            await load.run(rate, max(5.0, seconds / 2)),
+            rate,
+            max(5.0, seconds / 2),
+            f"plate read, {rate}/s",
+        )
+        rows.append(row)
+        if row["answered/s"] >= 0.98 * rate and row["reply p99 ms"] <= 250:
+            best = rate
+        else:
+            break
+    rows.append({"bench": "gate_loop", "case": "highest sustained rate", "offered/s": best})
+    listener.cancel()
+    return rows
+
+
+async def outage(http_port: int, mqtt: Mosquitto, seconds: float) -> dict[str, Any]:
+    """Stop the broker mid-traffic for ``seconds``; count what happened to every command."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from eppark.sim.robot import SimRobot
+
+    eppark(
+        "shell", "-c", "from eppark.devices.models import Command; Command.objects.all().delete()"
+    )
+    robots = [
+        SimRobot(code, pw, f"mqtt://127.0.0.1:{mqtt.port}", out=io.StringIO(), max_backoff=2.0)
+        for code, pw in mqtt.passwords.items()
+    ]
+    running = [asyncio.create_task(robot.run()) for robot in robots]
+    await asyncio.sleep(3)
+    load = Load(http_port, mqtt.port)
+    before = time.perf_counter()
+    traffic = asyncio.create_task(load.run(20, seconds + 20))
+    await asyncio.sleep(10)
+    mqtt.stop()
+    await asyncio.sleep(seconds)
+    mqtt.start()
+    samples = await traffic
+    await asyncio.sleep(20)  # reconnects and retries after the outage
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    counts = json.loads(eppark("shell", "-c", COUNT))
+    return {
+        "bench": "gate_loop",
+        "case": f"broker stopped {seconds:.0f} s mid-traffic",
+        "robot opens run": sum(robot.opens for robot in robots),
+        "reads sent": len(samples),
+        "reads answered 200": sum(1 for s in samples if s.status == 200),
+        **counts,
+        "wall s": round(time.perf_counter() - before, 1),
+    }
+
+
+COUNT = """
+import json
+from django.db.models import Count, F
+from eppark.devices.models import Command
+from eppark.stays.models import GateVisit
+by = {f"{c['cmd']} {c['state']}": c['n'] for c in
+      Command.objects.values('cmd', 'state').annotate(n=Count('pk')).order_by('cmd', 'state')}
+late = Command.objects.filter(cmd='open', state='done', acked_at__gt=F('expires_at')).count()
+print(json.dumps({"visits recorded": GateVisit.objects.count(), **by,
+                  "opens done after their expiry": late}))
+"""
+
+
+def main() -> int:
+    """Run the bench; print the table (and JSON rows with --json)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.gate_loop")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--steps", default="200,300,400,500,600,800")
+    parser.add_argument("--outage", type=float, default=0, help="also run the fault test")
+    args = parser.parse_args()
+    for row in run(args.seconds, [int(s) for s in args.steps.split(",")], args.outage):
+        print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def run(
+    seconds: float = 20, steps: list[int] | None = None, outage_s: float = 0
+) -> list[dict[str, Any]]:
+    """Set everything up, measure, tear down."""
+    passwords = set_up_database()
+    mqtt = Mosquitto(passwords)
+    mqtt.configure()
+    mqtt.start()
+    http_port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "eppark", "serve", "--port", str(http_port)],
+        env=_env({"MQTT_URL": f"mqtt://127.0.0.1:{mqtt.port}"}),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_port(http_port)
+        rows = asyncio.run(measure(http_port, mqtt.port, seconds, steps or [200, 300, 400, 500]))
+        if outage_s:
+            rows.append(asyncio.run(outage(http_port, mqtt, outage_s)))
+        return rows
+    finally:
+        server.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(10)
+        mqtt.clean()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

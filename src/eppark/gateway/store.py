@@ -1,0 +1,238 @@
+"""The gateway's database side: what to send, and what robots reported (plain sync Django).
+
+The dispatcher asks ``due_commands`` for what to publish, then ``mark_sent``;
+acks, statuses and events from robots land in ``apply_ack``, ``apply_status``
+and ``apply_event``. Every function is idempotent: QoS 1 redelivers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from eppark.devices.models import (
+    OPEN_STATES,
+    Camera,
+    Channel,
+    Command,
+    CommandState,
+    Robot,
+    RobotEvent,
+    RobotScreen,
+)
+from eppark.domain.errors import BadInput
+from eppark.gateway import protocol
+from eppark.stays.congestion import resolve, waiting_at
+from eppark.stays.models import Resolution
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE = timedelta(seconds=2)
+RETRY_MAX = timedelta(seconds=15)
+TERMINAL = (CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One command ready to publish."""
+
+    pk: int
+    topic: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class BarrierJob:
+    """One open to carry out through a camera's HTTP API."""
+
+    pk: int
+    vendor: str
+    url: str
+    username: str
+    password: str
+
+
+def expire_overdue(now: datetime) -> int:
+    """Mark undelivered commands past their time-to-live expired; they are never sent late."""
+    return Command.objects.filter(state__in=OPEN_STATES, expires_at__lt=now).update(
+        state=CommandState.EXPIRED, detail="expired before the robot acknowledged it"
+    )
+
+
+def due_commands(now: datetime, limit: int = 200) -> list[Outgoing]:
+    """MQTT commands to (re)publish now, oldest first."""
+    expire_overdue(now)
+    rows = (
+        Command.objects.filter(
+            channel=Channel.MQTT,
+            state__in=OPEN_STATES,
+            next_attempt_at__lte=now,
+            robot__isnull=False,
+        )
+        .select_related("robot")
+        .order_by("created_at")[:limit]
+    )
+    out = []
+    for row in rows:
+        assert row.robot is not None
+        ttl_ms = max(1, int((row.expires_at - row.created_at).total_seconds() * 1000))
+        message = protocol.Command.from_dict(
+            {
+                "cmd_id": row.cmd_id,
+                "cmd": row.cmd,
+                "ts": row.created_at.isoformat(),
+                "ttl_ms": ttl_ms,
+                "args": row.args,
+            }
+        )
+        out.append(Outgoing(row.pk, protocol.topic(row.robot.code, "commands"), message.to_json()))
+    return out
+
+
+def mark_sent(pks: list[int], now: datetime) -> None:
+    """Record a publish; the next retry waits longer each time, until an ack or expiry."""
+    for command in Command.objects.filter(pk__in=pks, state__in=OPEN_STATES):
+        command.attempts += 1
+        command.sent_at = command.sent_at or now
+        delay = min(RETRY_BASE * (2 ** (command.attempts - 1)), RETRY_MAX)
+        command.next_attempt_at = now + delay
+        command.state = CommandState.SENT
+        command.save(update_fields=["attempts", "sent_at", "next_attempt_at", "state"])
+
+
+def apply_ack(code: str, payload: bytes, now: datetime) -> Command | None:
+    """A robot's ack: move its command on; a done ``present`` becomes the robot's screen."""
+    try:
+        ack = protocol.Ack.from_json(payload)
+    except BadInput as exc:
+        log.warning("robot %s sent a bad ack: %s", code, exc)
+        return None
+    with transaction.atomic():
+        command = (
+            Command.objects.select_for_update()
+            .filter(cmd_id=ack.cmd_id, robot__code=code)
+            .select_related("robot")
+            .first()
+        )
+        if command is None:
+            log.info("robot %s acked unknown command %s", code, ack.cmd_id)
+            return None
+        if command.state not in TERMINAL:
+            command.state = ack.status
+            command.acked_at = now
+            command.detail = (ack.detail or "")[:500]
+            command.save(update_fields=["state", "acked_at", "detail"])
+        if ack.status == "done" and command.cmd == "present" and command.robot is not None:
+            _remember_screen(command.robot, command, ack)
+        return command
+
+
+def _remember_screen(robot: Robot, command: Command, ack: protocol.Ack) -> None:
+    screen = ack.screen
+    values: dict[str, Any]
+    if screen is not None and screen.display is not None:
+        values = {
+            "voice": screen.voice or "",
+            "display": screen.display.to_dict(),
+            "light": screen.light or "",
+            "since": screen.since or ack.ts,
+            "cmd_id": command.cmd_id,
+        }
+    else:
+        values = {
+            "voice": command.args.get("voice", ""),
+            "display": command.args.get("display", {}),
+            "light": command.args.get("light", ""),
+            "since": ack.ts,
+            "cmd_id": command.cmd_id,
+        }
+    current = RobotScreen.objects.filter(robot=robot).first()
+    if current is not None and current.since and values["since"] < current.since:
+        return  # an older prompt's late ack does not overwrite a newer screen
+    RobotScreen.objects.update_or_create(robot=robot, defaults=values)
+
+
+def apply_status(code: str, payload: bytes, now: datetime) -> None:
+    """A robot's retained status: online or offline (the last will)."""
+    try:
+        state = protocol.parse_status(payload)
+    except BadInput:
+        log.warning("robot %s sent a bad status", code)
+        return
+    Robot.objects.filter(code=code).update(online=state == protocol.ONLINE, last_seen_at=now)
+
+
+def apply_event(code: str, payload: bytes, now: datetime) -> RobotEvent | None:
+    """A robot's event, once per event id; the loop detector and QR scans end waiting visits."""
+    try:
+        event = protocol.Event.from_json(payload)
+    except BadInput as exc:
+        log.warning("robot %s sent a bad event: %s", code, exc)
+        return None
+    robot = Robot.objects.filter(code=code).first()
+    if robot is None:
+        return None
+    try:
+        with transaction.atomic():
+            record = RobotEvent.objects.create(
+                robot=robot,
+                event_id=event.event_id,
+                type=event.type,
+                ts=event.ts,
+                data=event.data.to_dict(),
+                received_at=now,
+            )
+    except IntegrityError:
+        return None  # a redelivery
+    Robot.objects.filter(pk=robot.pk).update(online=True, last_seen_at=now)
+    if robot.gate_id is not None:
+        visit = waiting_at(robot.gate_id)
+        if visit is not None and visit.arrived_at <= event.ts:
+            if event.type == "loop" and not record.data.get("present", True):
+                resolve(visit, Resolution.LEFT, now)
+            elif event.type == "qr_scanned":
+                resolve(visit, Resolution.DRIVER_ACTED, now)
+    return record
+
+
+def due_barrier_jobs(now: datetime, limit: int = 50) -> list[BarrierJob]:
+    """Opens to carry out through camera HTTP APIs (Hikvision, Dahua)."""
+    expire_overdue(now)
+    rows = Command.objects.filter(
+        channel=Channel.CAMERA_API,
+        state__in=OPEN_STATES,
+        next_attempt_at__lte=now,
+        camera__isnull=False,
+    ).select_related("camera")[:limit]
+    jobs = []
+    for row in rows:
+        camera: Camera | None = row.camera
+        if camera is None or not camera.api_url:
+            continue
+        jobs.append(
+            BarrierJob(
+                row.pk, camera.vendor, camera.api_url, camera.api_username, camera.api_password
+            )
+        )
+    return jobs
+
+
+def finish_barrier_job(pk: int, now: datetime, error: str | None) -> None:
+    """Record the outcome of a camera API open (a failure is retried until it expires)."""
+    command = Command.objects.filter(pk=pk, state__in=OPEN_STATES).first()
+    if command is None:
+        return
+    command.attempts += 1
+    command.sent_at = command.sent_at or now
+    if error is None:
+        command.state, command.acked_at, command.detail = CommandState.DONE, now, ""
+    else:
+        command.detail = error[:500]
+        command.next_attempt_at = now + timedelta(seconds=1)
+    command.save(
+        update_fields=["attempts", "sent_at", "state", "acked_at", "detail", "next_attempt_at"]
+    )

@@ -1,0 +1,98 @@
+"""One process running the web server, the MQTT gateway and (by default) an embedded broker.
+
+``MQTT_URL`` unset: an embedded broker listens on 127.0.0.1:``EPPARK_MQTT_PORT``
+(11883) and checks robots' passwords against their stored hashes. Set it to
+use a real broker (Mosquitto, EMQX) instead; the gateway then connects to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from django.db import close_old_connections, connection
+
+from eppark.devices.credentials import gateway_password, verify_password
+from eppark.devices.models import Robot
+from eppark.gateway import protocol
+from eppark.gateway.broker import EmbeddedBroker
+from eppark.gateway.service import Gateway
+
+log = logging.getLogger(__name__)
+
+
+def check_mqtt_password(username: str, password: str) -> bool:
+    """Whether an MQTT client may connect: the gateway, or a robot with its own password."""
+    if username == protocol.GATEWAY_USER:
+        return hmac.compare_digest(password.encode(), gateway_password().encode())
+    close_old_connections()
+    try:
+        hashed = (
+            Robot.objects.filter(code=username).values_list("mqtt_password_hash", flat=True).first()
+        )
+    finally:
+        if connection.vendor == "sqlite":
+            connection.close()
+    return bool(hashed) and verify_password(password, hashed or "")
+
+
+def mqtt_url() -> str:
+    """Where the gateway connects: ``MQTT_URL``, else the embedded broker."""
+    return protocol.default_mqtt_url(os.environ)
+
+
+async def async_serve(
+    host: str,
+    port: int,
+    *,
+    extra: Sequence[Callable[[], Awaitable[Any]]] = (),
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve HTTP, run the gateway (and the embedded broker), plus ``extra`` tasks."""
+    import uvicorn
+
+    url = mqtt_url()
+    broker: EmbeddedBroker | None = None
+    if not os.environ.get("MQTT_URL"):
+        address = protocol.parse_mqtt_url(url)
+        broker = EmbeddedBroker(address.host, address.port, check_password=check_mqtt_password)
+        await broker.start()
+        log.warning("embedded MQTT broker on %s", broker.url)
+    gateway = Gateway(url, password=gateway_password())
+    config = uvicorn.Config(
+        "eppark.asgi:application",
+        host=host,
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    tasks = [asyncio.create_task(gateway.run(), name="gateway")]
+    if ready is not None:
+        tasks.append(asyncio.create_task(_when_started(server, ready)))
+    tasks += [asyncio.create_task(_after_started(server, task)) for task in extra]
+    try:
+        await server.serve()  # returns on SIGINT/SIGTERM, after open requests finish
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if broker is not None:
+            await broker.stop()
+
+
+async def _when_started(server: Any, ready: Callable[[], None]) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    ready()
+
+
+async def _after_started(server: Any, task: Callable[[], Awaitable[Any]]) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    await task()

@@ -1,0 +1,160 @@
+"""Brokers under test, each on a free port of its own with per-robot passwords and the robot ACL.
+
+``mosquitto`` runs a real Mosquitto (password file from ``mosquitto_passwd``, ACL from
+``mosquitto_acl()``); ``embedded_broker`` runs ``EmbeddedBroker`` in a thread of its own. Both
+yield a ``TestBroker``: its URL, the users' passwords, and ``stop``/``start``/``restart``.
+Import the fixtures into a test module: ``from tests.integration.mqtt_fixtures import …``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from eppark.gateway.broker import EmbeddedBroker, mosquitto_acl
+from eppark.gateway.protocol import GATEWAY_USER
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+ROBOTS = {"EP-0001": "secret-0001", "EP-0002": "secret-0002"}
+GATEWAY_PASSWORD = "gateway-secret"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    """Block until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on port {port}")
+        time.sleep(0.02)
+
+
+@dataclass
+class TestBroker:
+    """A running broker: where it is, who may log in, and how to stop or restart it."""
+
+    __test__ = False
+
+    name: str
+    port: int
+    stop: Callable[[], None]
+    start: Callable[[], None]
+    passwords: dict[str, str] = field(default_factory=lambda: dict(ROBOTS))
+    gateway_password: str = GATEWAY_PASSWORD
+
+    @property
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:port``."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def restart(self) -> None:
+        """Stop, then start again on the same port (nothing retained survives)."""
+        self.stop()
+        self.start()
+
+
+def _users() -> dict[str, str]:
+    """Every user and password: the robots and the gateway."""
+    return {**ROBOTS, GATEWAY_USER: GATEWAY_PASSWORD}
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[TestBroker]:
+    """A real Mosquitto with a passwd file, the generated ACL, ``user root``, no persistence."""
+    if not Path(MOSQUITTO).exists():
+        pytest.fail("mosquitto is not installed: run tools/ensure-services")
+    port = free_port()
+    passwd = tmp_path / "passwd"
+    for index, (user, password) in enumerate(_users().items()):
+        create = ["-c"] if index == 0 else []
+        subprocess.run(
+            [MOSQUITTO_PASSWD, *create, "-b", str(passwd), user, password],
+            check=True,
+            capture_output=True,
+        )
+    (tmp_path / "acl").write_text(mosquitto_acl(), encoding="utf-8")
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous false\n"
+        f"password_file {passwd}\n"
+        f"acl_file {tmp_path / 'acl'}\n"
+        "persistence false\n"
+        "user root\n"
+        f"log_dest file {tmp_path / 'mosquitto.log'}\n",
+        encoding="utf-8",
+    )
+    process: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        process.append(subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL))
+        wait_listening(port)
+
+    def stop() -> None:
+        while process:
+            running = process.pop()
+            running.terminate()
+            try:
+                running.wait(10)
+            except subprocess.TimeoutExpired:
+                running.kill()
+                running.wait()
+
+    start()
+    try:
+        yield TestBroker("mosquitto", port, stop, start)
+    finally:
+        stop()
+
+
+@pytest.fixture
+def embedded_broker() -> Iterator[TestBroker]:
+    """``EmbeddedBroker`` (amqtt) in a thread with its own event loop."""
+    port = free_port()
+    users = _users()
+    broker = EmbeddedBroker("127.0.0.1", port, lambda user, password: users.get(user) == password)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="embedded broker", daemon=True)
+    thread.start()
+
+    def start() -> None:
+        asyncio.run_coroutine_threadsafe(broker.start(), loop).result(10)
+        wait_listening(port)
+
+    def stop() -> None:
+        asyncio.run_coroutine_threadsafe(broker.stop(), loop).result(30)
+
+    start()
+    try:
+        yield TestBroker("embedded", port, stop, start)
+    finally:
+        stop()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture(params=["mosquitto", "embedded_broker"])
+def any_broker(request: pytest.FixtureRequest) -> TestBroker:
+    """Each test runs once against Mosquitto and once against the embedded broker."""
+    broker: TestBroker = request.getfixturevalue(request.param)
+    return broker
