@@ -35,7 +35,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
-bench: $(STAMP)
+bench: $(STAMP) services
 	$(PY) -m bench
 
 lock: $(STAMP)

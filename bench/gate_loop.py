@@ -194,7 +194,14 @@ class HttpConnection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
-        """Send one POST and read its reply."""
+        """Send one POST and read its reply; once more on a fresh connection if it was closed."""
+        try:
+            return await self._post(path, body, content_type)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.writer = None  # the server closed an idle keep-alive connection
+            return await self._post(path, body, content_type)
+
+    async def _post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
@@ -205,6 +212,9 @@ class HttpConnection:
         self.writer.write(head + body)
         await self.writer.drain()
         status_line = await self.reader.readline()
+        if not status_line:
+            self.writer = None
+            raise ConnectionError("the server closed the connection")
         length = 0
         while True:
             line = await self.reader.readline()
@@ -357,11 +367,13 @@ async def measure(
     await asyncio.wait_for(ready.wait(), 10)
     await load.run(50, 2)  # warm-up: connections, caches
     rows = [summarise(await load.run(100, seconds), 100, seconds, "plate read, 100/s")]
+    await asyncio.sleep(5)  # drain what the 100/s run queued
     rows.append(
         summarise(
             await load.run(100, seconds, heartbeat=True), 100, seconds, "baseline: heartbeat, 100/s"
         )
     )
+    await asyncio.sleep(5)
     best = 0
     for rate in steps:
         row = summarise(
@@ -406,7 +418,7 @@ async def outage(http_port: int, mqtt: Mosquitto, seconds: float) -> dict[str, A
     for task in running:
         task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
-    counts = json.loads(eppark("shell", "-c", COUNT))
+    counts = json.loads(eppark("shell", "-c", COUNT).strip().splitlines()[-1])
     return {
         "bench": "gate_loop",
         "case": f"broker stopped {seconds:.0f} s mid-traffic",
@@ -435,16 +447,23 @@ def main() -> int:
     """Run the bench; print the table (and JSON rows with --json)."""
     parser = argparse.ArgumentParser(prog="python -m bench.gate_loop")
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--steps", default="200,300,400,500,600,800")
+    parser.add_argument("--steps", default="10,20,30,40,60,80,100,150,200,300,400,500")
     parser.add_argument("--outage", type=float, default=0, help="also run the fault test")
     args = parser.parse_args()
-    for row in run(args.seconds, [int(s) for s in args.steps.split(",")], args.outage):
-        print(json.dumps(row, ensure_ascii=False))
+    run(
+        args.seconds,
+        [int(s) for s in args.steps.split(",")],
+        args.outage,
+        emit=lambda row: print(json.dumps(row, ensure_ascii=False), flush=True),
+    )
     return 0
 
 
 def run(
-    seconds: float = 20, steps: list[int] | None = None, outage_s: float = 0
+    seconds: float = 20,
+    steps: list[int] | None = None,
+    outage_s: float = 0,
+    emit: Any = None,
 ) -> list[dict[str, Any]]:
     """Set everything up, measure, tear down."""
     passwords = set_up_database()
@@ -461,9 +480,16 @@ def run(
     )
     try:
         wait_port(http_port)
-        rows = asyncio.run(measure(http_port, mqtt.port, seconds, steps or [200, 300, 400, 500]))
+        rows = asyncio.run(
+            measure(http_port, mqtt.port, seconds, steps or [10, 20, 30, 40, 60, 80, 100, 150, 200])
+        )
+        for row in rows:
+            if emit:
+                emit(row)
         if outage_s:
             rows.append(asyncio.run(outage(http_port, mqtt, outage_s)))
+            if emit:
+                emit(rows[-1])
         return rows
     finally:
         server.terminate()

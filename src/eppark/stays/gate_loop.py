@@ -272,10 +272,13 @@ def _pass_through(
     if gate.direction == Direction.ENTRY:
         if not visit.plate:
             return None
-        for stale in Stay.objects.filter(lot=lot, plate=visit.plate, exited_at__isnull=True):
-            stale.exited_at, stale.state = max(now, stale.entered_at), StayState.CLOSED_BY_HAND
-            stale.close_note = "superseded: the car entered again without a recorded exit"
-            stale.save(update_fields=["exited_at", "state", "close_note"])
+        Stay.objects.filter(
+            lot=lot, plate=visit.plate, exited_at__isnull=True, entered_at__lte=now
+        ).update(
+            exited_at=now,
+            state=StayState.CLOSED_BY_HAND,
+            close_note="superseded: the car entered again without a recorded exit",
+        )
         as_pass = visit.scenario == "entry.monthly_valid"
         return Stay.objects.create(
             lot=lot,
