@@ -35,15 +35,14 @@ log = logging.getLogger(__name__)
 
 
 def _db(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a sync Django function in a worker thread, with fresh connections as needed."""
+    """Run a sync Django function in a worker thread, handing its connection back after."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         close_old_connections()
         try:
             return fn(*args, **kwargs)
         finally:
-            if connection.vendor == "sqlite":
-                connection.close()  # SQLite: do not hold a thread's connection open
+            connection.close()  # back to the pool: worker threads must not hold connections
 
     return sync_to_async(call, thread_sensitive=False)
 

@@ -35,8 +35,7 @@ def check_mqtt_password(username: str, password: str) -> bool:
             Robot.objects.filter(code=username).values_list("mqtt_password_hash", flat=True).first()
         )
     finally:
-        if connection.vendor == "sqlite":
-            connection.close()
+        connection.close()  # runs in a broker worker thread: give the connection back
     return bool(hashed) and verify_password(password, hashed or "")
 
 

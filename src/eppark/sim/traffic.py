@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -184,6 +184,12 @@ class Planner:
     def plan(self, scenario: str) -> Arrival | None:
         """An arrival for ``scenario``, or None when the city has no car for it right now."""
         close_old_connections()
+        try:
+            return self._plan(scenario)
+        finally:
+            connection.close()  # a worker thread: give the connection back
+
+    def _plan(self, scenario: str) -> Arrival | None:
         direction = scenario.split(".")[0]
         now = self.clock()
         lots = list(Lot.objects.all())
@@ -373,12 +379,15 @@ class Traffic:
 
 def _still_waiting(camera_id: int, plate: str) -> bool:
     close_old_connections()
-    camera = Camera.objects.filter(pk=camera_id).first()
-    if camera is None or camera.gate_id is None:
-        return False
-    return GateVisit.objects.filter(
-        Q(plate=plate), gate_id=camera.gate_id, resolved_at__isnull=True
-    ).exists()
+    try:
+        camera = Camera.objects.filter(pk=camera_id).first()
+        if camera is None or camera.gate_id is None:
+            return False
+        return GateVisit.objects.filter(
+            Q(plate=plate), gate_id=camera.gate_id, resolved_at__isnull=True
+        ).exists()
+    finally:
+        connection.close()
 
 
 def _post(url: str, body: bytes, content_type: str) -> int:
