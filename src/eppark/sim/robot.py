@@ -61,6 +61,7 @@ SAMPLE_ID_PHOTO = bytes.fromhex(
     "010100003f00fbd3ffd9"
 )
 REMEMBERED_COMMANDS = 1024
+STOP_TIMEOUT = 5.0
 
 
 def _now() -> datetime:
@@ -180,8 +181,13 @@ class SimRobot:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # aiomqtt can stall closing a socket whose last publish is still unflushed
+            # (seen on Mosquitto): give up waiting rather than hang the caller
+            done, _pending = await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+            if not done:
+                log.warning("robot %s: the MQTT client did not close in time", self.code)
+            elif not task.cancelled() and task.exception() is not None:
+                log.info("robot %s stopped: %s", self.code, task.exception())
 
     async def wait_online(self, timeout: float = 10.0) -> None:
         """Wait until the robot is connected and subscribed."""
