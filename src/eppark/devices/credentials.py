@@ -55,6 +55,11 @@ def derived_password(name: str) -> str:
     return base64.urlsafe_b64encode(mac.digest()[:18]).decode()
 
 
+def demo_robot_password(code: str) -> str:
+    """A robot's demo password (``eppark demo`` stores it; ``eppark sim robot`` uses it)."""
+    return derived_password(f"robot:{code}")
+
+
 def gateway_password() -> str:
     """The gateway's MQTT password: from the environment, else derived from the secret key."""
     return os.environ.get("EPPARK_MQTT_GATEWAY_PASSWORD") or derived_password("gateway")

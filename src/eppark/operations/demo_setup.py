@@ -7,7 +7,7 @@ from datetime import datetime
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from eppark.devices.credentials import derived_password, hash_password, verify_password
+from eppark.devices.credentials import demo_robot_password, hash_password, verify_password
 from eppark.devices.models import Robot
 from eppark.provisioning.apply import Summary, apply_plan
 from eppark.provisioning.demo_city import demo_city
@@ -31,7 +31,7 @@ def demo_robot_passwords() -> dict[str, str]:
     """Each robot's demo password (derived from the secret key), stored as its MQTT hash."""
     passwords = {}
     for robot in Robot.objects.all():
-        password = derived_password(f"robot:{robot.code}")
+        password = demo_robot_password(robot.code)
         if not verify_password(password, robot.mqtt_password_hash):
             robot.mqtt_password_hash = hash_password(password)
             robot.save(update_fields=["mqtt_password_hash", "updated_at"])

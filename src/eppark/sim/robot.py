@@ -326,8 +326,12 @@ async def async_run_robots(
             group.create_task(robot.run(), name=f"robot {robot.code}")
 
 
-def _passwords(args: argparse.Namespace, codes: Sequence[str]) -> dict[str, str]:
-    """Each robot's password: from --passwords FILE (JSON), else --password / the environment."""
+def _passwords(
+    args: argparse.Namespace,
+    codes: Sequence[str],
+    fallback: Callable[[str], str] | None = None,
+) -> dict[str, str]:
+    """Each robot's password: --passwords FILE (JSON), --password / the environment, fallback."""
     table: dict[str, str] = {}
     if args.passwords:
         with open(args.passwords, encoding="utf-8") as handle:
@@ -339,6 +343,8 @@ def _passwords(args: argparse.Namespace, codes: Sequence[str]) -> dict[str, str]
     result = {}
     for code in codes:
         password = table.get(code, shared)
+        if not password and fallback is not None:
+            password = fallback(code)
         if not password:
             raise BadInput(
                 code, "has no password (--passwords FILE, --password or EPPARK_ROBOT_PASSWORD)"
@@ -347,7 +353,11 @@ def _passwords(args: argparse.Namespace, codes: Sequence[str]) -> dict[str, str]
     return result
 
 
-def main_sim_robot(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+def main_sim_robot(
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    fallback: Callable[[str], str] | None = None,
+) -> int:
     """``eppark sim robot CODE…``: run simulated robots, one JSON line per command received."""
     parser = argparse.ArgumentParser(
         prog="eppark sim robot", description="Simulated EP君 robots over MQTT."
@@ -362,7 +372,7 @@ def main_sim_robot(argv: Sequence[str] | None = None, out: TextIO | None = None)
         parse_mqtt_url(url)
         for code in args.codes:
             topic(code, "status")
-        passwords = _passwords(args, args.codes)
+        passwords = _passwords(args, args.codes, fallback)
     except (BadInput, OSError, ValueError) as error:
         print(f"eppark sim robot: {error}", file=sys.stderr)
         return 2

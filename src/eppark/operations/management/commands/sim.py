@@ -21,7 +21,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from eppark.devices.credentials import derived_password
+from eppark.devices.credentials import demo_robot_password
 from eppark.devices.lpr import VENDORS
 from eppark.devices.models import Camera
 from eppark.sim.cameras import build_heartbeat, build_push
@@ -42,26 +42,11 @@ class Command(BaseCommand):
         """Dispatch to the simulator."""
         rest: list[str] = options["rest"]
         if options["device"] == "robot":
-            status = main_sim_robot(_with_demo_passwords(rest), out=sys.stdout)
+            status = main_sim_robot(rest, out=sys.stdout, fallback=demo_robot_password)
         else:
             status = sim_camera(rest)
         if status:
             raise CommandError("simulator failed", returncode=status)
-
-
-def _with_demo_passwords(argv: list[str]) -> list[str]:
-    """Add ``--passwords`` with the demo's derived passwords unless some were given."""
-    if any(a.startswith("--password") for a in argv) or "-h" in argv or "--help" in argv:
-        return argv
-    codes = [a for a in argv if not a.startswith("-")]
-    path = "/dev/stdin"
-    table = {code: derived_password(f"robot:{code}") for code in codes}
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(table, handle)
-        path = handle.name
-    return [*argv, "--passwords", path]
 
 
 def sim_camera(argv: list[str]) -> int:
