@@ -7,3 +7,9 @@ class DevicesConfig(AppConfig):
 
     name = "eppark.devices"
     verbose_name = _("Robots (EP君) and cameras")
+
+    def ready(self) -> None:
+        """Keep the in-memory camera snapshots honest."""
+        from eppark.devices import registry
+
+        registry.connect_signals()

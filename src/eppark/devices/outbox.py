@@ -1,16 +1,22 @@
 """The command outbox: commands are stored with the change that caused them, then delivered.
 
-``enqueue`` writes a ``Command`` inside the caller's transaction; once that
-transaction commits, every registered listener is woken (the gateway's
-dispatcher in the same process) and, on PostgreSQL, a ``NOTIFY`` wakes
-dispatchers in other processes. Nothing here talks to a broker.
+``stage`` writes a command inside the caller's transaction (one INSERT, the
+gate loop's hot path); ``enqueue`` and its wrappers do the same for callers
+that want the ``Command`` back. Once the transaction commits, every registered
+listener (the gateway's dispatcher in the same process) is handed the
+commands ready to publish, so a robot hears of a decision without the
+gateway reading the database again. With no listener in this process, a
+PostgreSQL ``NOTIFY`` (delivered at commit) wakes the gateway processes.
+Nothing here talks to a broker; the database row is the durable truth, and
+the gateway's poll delivers whatever a hand-off missed.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,37 +24,45 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from eppark.devices.models import Camera, Channel, Command, CommandState, Robot
+from eppark.gateway import protocol
+from eppark.rawsql import aware, js, ts
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "eppark_outbox"
 
-_listeners: list[Callable[[], None]] = []
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One MQTT command ready to publish: its row, topic, wire payload and expiry."""
+
+    pk: int
+    topic: str
+    payload: str
+    expires_at: datetime
+    present_to: str | None = None  # the robot, for a ``present`` (only the newest matters)
 
 
-def add_listener(listener: Callable[[], None]) -> None:
-    """Call ``listener`` (thread-safe, non-blocking) after each commit that enqueued commands."""
+Listener = Callable[[Sequence[Outgoing]], None]
+_listeners: list[Listener] = []
+
+
+def add_listener(listener: Listener) -> None:
+    """Hand ``listener`` (thread-safe, non-blocking) the MQTT commands of each commit."""
     _listeners.append(listener)
 
 
-def remove_listener(listener: Callable[[], None]) -> None:
+def remove_listener(listener: Listener) -> None:
     """Stop calling ``listener``."""
     if listener in _listeners:
         _listeners.remove(listener)
 
 
-def _wake() -> None:
+def _hand_off(batch: Sequence[Outgoing]) -> None:
     for listener in list(_listeners):
         try:
-            listener()
+            listener(batch)
         except Exception:  # a listener must never break the request that enqueued
             log.exception("outbox listener failed")
-    if connection.vendor == "postgresql" and not _listeners:
-        # no dispatcher in this process: wake the gateway processes
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-        except Exception:  # the dispatcher also polls; a lost wake-up only delays
-            log.warning("outbox NOTIFY failed", exc_info=True)
 
 
 def present_ttl() -> timedelta:
@@ -61,6 +75,121 @@ def open_ttl() -> timedelta:
     return timedelta(seconds=getattr(settings, "EPPARK_OPEN_TTL_S", 10))
 
 
+def wire_payload(cmd_id: str, cmd: str, created_at: datetime, ttl_ms: int, args: Any) -> str:
+    """The command as published to the robot (checked against the protocol first)."""
+    return protocol.Command.from_dict(
+        {"cmd_id": cmd_id, "cmd": cmd, "ts": created_at.isoformat(), "ttl_ms": ttl_ms, "args": args}
+    ).to_json()
+
+
+def ttl_ms(created_at: datetime, expires_at: datetime) -> int:
+    """A command's time-to-live in milliseconds, as the wire carries it."""
+    return max(1, int((expires_at - created_at).total_seconds() * 1000))
+
+
+_INSERT = (
+    "INSERT INTO devices_command (cmd_id, channel, cmd, args, created_at, expires_at, state,"
+    " attempts, next_attempt_at, detail, robot_id, camera_id, visit_id, requested_by_id)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, '', %s, %s, %s, %s) RETURNING id"
+)
+_SUPERSEDE_PRESENT = (
+    "UPDATE devices_command SET state = %s, detail = 'superseded by a newer prompt'"
+    " WHERE robot_id = %s AND cmd = 'present' AND state = %s"
+)
+
+
+class _Pending:
+    """The MQTT commands staged in the current transaction, handed off at its commit."""
+
+    key = "_eppark_outbox_pending"
+
+    @classmethod
+    def add(cls, item: Outgoing) -> None:
+        pending: list[Outgoing] | None = getattr(connection, cls.key, None)
+        if pending is None:
+            pending = []
+            setattr(connection, cls.key, pending)
+            transaction.on_commit(cls.flush)
+        pending.append(item)
+
+    @classmethod
+    def flush(cls) -> None:
+        pending = getattr(connection, cls.key, None)
+        setattr(connection, cls.key, None)
+        if pending:
+            _hand_off(pending)
+
+
+def stage(
+    cursor: Any,
+    *,
+    channel: str,
+    cmd: str,
+    args: dict[str, Any],
+    now: datetime,
+    ttl: timedelta,
+    robot_id: int | None = None,
+    robot_code: str | None = None,
+    camera_id: int | None = None,
+    visit_id: int | None = None,
+    requested_by_id: int | None = None,
+) -> int:
+    """Store a command in the current transaction (on ``cursor``); its id.
+
+    An MQTT command is handed to the in-process gateway when the transaction
+    commits (and a ``present`` makes the robot's older undelivered prompts
+    expire: only the newest screen matters).
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("outbox.stage must run inside transaction.atomic()")
+    if channel == Channel.MQTT and robot_code is None:
+        raise ValueError("an MQTT command needs the robot's code")
+    cmd_id = uuid.uuid4().hex
+    expires_at = now + ttl
+    payload = None
+    if channel == Channel.MQTT:
+        assert robot_code is not None
+        # build (and check) the wire form first: a bad command never reaches the outbox
+        payload = wire_payload(cmd_id, cmd, now, ttl_ms(now, expires_at), args)
+        if cmd == "present":
+            cursor.execute(
+                _SUPERSEDE_PRESENT, [CommandState.EXPIRED, robot_id, CommandState.PENDING]
+            )
+    stamp = ts(now)
+    cursor.execute(
+        _INSERT,
+        [
+            cmd_id,
+            channel,
+            cmd,
+            js(args),
+            stamp,
+            ts(expires_at),
+            CommandState.PENDING,
+            stamp,
+            robot_id,
+            camera_id,
+            visit_id,
+            requested_by_id,
+        ],
+    )
+    pk = int(cursor.fetchone()[0])
+    if payload is not None and robot_code is not None:
+        if _listeners:
+            _Pending.add(
+                Outgoing(
+                    pk,
+                    protocol.topic(robot_code, "commands"),
+                    payload,
+                    expires_at,
+                    robot_code if cmd == "present" else None,
+                )
+            )
+        elif connection.vendor == "postgresql":
+            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")  # delivered at commit, to other processes
+    return pk
+
+
 def enqueue(
     *,
     channel: str,
@@ -70,30 +199,29 @@ def enqueue(
     ttl: timedelta,
     robot: Robot | None = None,
     camera: Camera | None = None,
-    **extra: Any,
+    visit: Any = None,
+    requested_by: Any = None,
 ) -> Command:
-    """Store a command for delivery after the current transaction commits."""
-    command = Command.objects.create(
-        cmd_id=uuid.uuid4().hex,
-        channel=channel,
-        cmd=cmd,
-        args=args,
-        robot=robot,
-        camera=camera,
-        created_at=now,
-        expires_at=now + ttl,
-        next_attempt_at=now,
-        **extra,
-    )
-    transaction.on_commit(_wake)
-    return command
+    """Store a command for delivery after the current transaction commits; the row."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        pk = stage(
+            cursor,
+            channel=channel,
+            cmd=cmd,
+            args=args,
+            now=now,
+            ttl=ttl,
+            robot_id=robot.pk if robot else None,
+            robot_code=robot.code if robot else None,
+            camera_id=camera.pk if camera else None,
+            visit_id=visit.pk if visit is not None else None,
+            requested_by_id=requested_by.pk if requested_by is not None else None,
+        )
+    return Command.objects.get(pk=pk)
 
 
 def present(robot: Robot, args: dict[str, Any], now: datetime, **extra: Any) -> Command:
     """Tell a robot what to say, show and light; older undelivered prompts are dropped."""
-    Command.objects.filter(robot=robot, cmd="present", state=CommandState.PENDING).update(
-        state=CommandState.EXPIRED, detail="superseded by a newer prompt"
-    )
     return enqueue(
         channel=Channel.MQTT,
         cmd="present",
@@ -118,30 +246,54 @@ def open_by_robot(robot: Robot, now: datetime, reason: str, **extra: Any) -> Com
     )
 
 
+def camera_open_ttl(channel: str) -> timedelta:
+    """How long a camera open waits: the API is called now; a reply waits for the next push."""
+    return open_ttl() if channel == Channel.CAMERA_API else max(open_ttl(), timedelta(seconds=30))
+
+
 def open_by_camera(camera: Camera, channel: str, now: datetime, **extra: Any) -> Command:
     """Open through the plate camera: its next HTTP reply, or its HTTP API."""
-    ttl = open_ttl() if channel == Channel.CAMERA_API else max(open_ttl(), timedelta(seconds=30))
-    return enqueue(channel=channel, cmd="open", args={}, now=now, ttl=ttl, camera=camera, **extra)
-
-
-def take_reply_open(camera: Camera, now: datetime) -> Command | None:
-    """Claim a pending open that rides on this camera's reply (Vzenith comet, HXZX next push)."""
-    waiting = Command.objects.filter(
-        camera=camera, channel=Channel.CAMERA_REPLY, state=CommandState.PENDING
+    return enqueue(
+        channel=channel,
+        cmd="open",
+        args={},
+        now=now,
+        ttl=camera_open_ttl(channel),
+        camera=camera,
+        **extra,
     )
-    if not waiting.exists():  # the common case: one cheap query, no transaction
-        return None
-    with transaction.atomic():
-        waiting.filter(expires_at__lt=now).update(
-            state=CommandState.EXPIRED, detail="not collected by the camera in time"
-        )
-        command = (
-            waiting.select_for_update().filter(expires_at__gte=now).order_by("created_at").first()
-        )
-        if command is None:
-            return None
-        command.state = CommandState.DONE
-        command.sent_at = command.acked_at = now
-        command.attempts += 1
-        command.save(update_fields=["state", "sent_at", "acked_at", "attempts"])
-        return command
+
+
+_WAITING_REPLY = (
+    "SELECT id, expires_at FROM devices_command"
+    " WHERE camera_id = %s AND channel = %s AND state = %s ORDER BY created_at, id"
+)
+
+
+def take_reply_open(camera_id: int, now: datetime) -> bool:
+    """Claim a pending open that rides on this camera's reply (Vzenith comet, HXZX next push)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_WAITING_REPLY, [camera_id, Channel.CAMERA_REPLY, CommandState.PENDING])
+        waiting = cursor.fetchall()
+        if not waiting:  # the common case: one cheap query, no transaction
+            return False
+        stamp = ts(now)
+        with transaction.atomic():
+            for pk, expires_at in waiting:
+                if aware(expires_at) < now:
+                    cursor.execute(
+                        "UPDATE devices_command SET state = %s,"
+                        " detail = 'not collected by the camera in time'"
+                        " WHERE id = %s AND state = %s",
+                        [CommandState.EXPIRED, pk, CommandState.PENDING],
+                    )
+                    continue
+                # a conditional UPDATE claims it: of two pushes at once, only one gets it
+                cursor.execute(
+                    "UPDATE devices_command SET state = %s, sent_at = %s, acked_at = %s,"
+                    " attempts = attempts + 1 WHERE id = %s AND state = %s",
+                    [CommandState.DONE, stamp, stamp, pk, CommandState.PENDING],
+                )
+                if cursor.rowcount == 1:
+                    return True
+    return False

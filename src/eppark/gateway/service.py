@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,8 @@ from eppark.domain.errors import BadInput
 from eppark.gateway import protocol, store
 
 log = logging.getLogger(__name__)
+RECENT_S = 1.5
+"""A command published this recently is not published again (hand-off and poll may meet)."""
 
 
 def _db(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,16 +71,27 @@ class Gateway:
         self.connected = asyncio.Event()
         self.published = 0
         self._wake = asyncio.Event()
+        self._poll_now = True
+        self._fresh: list[outbox.Outgoing] = []
+        self._recent: dict[int, float] = {}  # pk → when published, not to publish twice
+        self._inbox: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: aiomqtt.Client | None = None
 
     # --- waking -----------------------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Ask the dispatcher to look at the outbox now (safe from any thread)."""
+    def wake(self, batch: Sequence[outbox.Outgoing] = ()) -> None:
+        """Hand the dispatcher freshly committed commands, or ask it to poll (any thread)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
+            loop.call_soon_threadsafe(self._take, batch)
+
+    def _take(self, batch: Sequence[outbox.Outgoing]) -> None:
+        if not batch:
+            self._poll_now = True
+        elif self._client is not None:  # while the broker is away, the database has them
+            self._fresh.extend(batch)
+        self._wake.set()
 
     # --- running ----------------------------------------------------------------------------
 
@@ -125,6 +139,7 @@ class Gateway:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._receive(client))
                 group.create_task(self._dispatch(client))
+                group.create_task(self._apply_forever())
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -135,30 +150,71 @@ class Gateway:
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 payload = str(payload).encode()
-            now = self.clock()
+            self._inbox.put_nowait((code, kind, bytes(payload)))
+
+    async def _apply_forever(self) -> None:
+        """Apply what robots reported, in batches: one worker-thread call for all that waits."""
+        while True:
+            batch = [await self._inbox.get()]
+            while not self._inbox.empty() and len(batch) < 500:
+                batch.append(self._inbox.get_nowait())
             try:
-                if kind == "acks":
-                    await _db(store.apply_ack)(code, bytes(payload), now)
-                elif kind == "status":
-                    await _db(store.apply_status)(code, bytes(payload), now)
-                elif kind == "events":
-                    await _db(store.apply_event)(code, bytes(payload), now)
-            except Exception:  # one robot's bad message must not stop the gateway
-                log.exception("gateway: handling %s from %s failed", kind, code)
+                await _db(store.apply_reports)(batch, self.clock())
+            except Exception:  # a database hiccup: the robots re-send what was not acked
+                log.exception("gateway: applying %d robot reports failed", len(batch))
 
     async def _dispatch(self, client: aiomqtt.Client) -> None:
+        self._fresh.clear()  # the poll below finds everything committed while disconnected
+        self._poll_now = True
+        next_poll = 0.0
         while True:
-            due = await _db(store.due_commands)(self.clock())
-            sent = []
-            for item in due:
-                await client.publish(item.topic, item.payload, qos=protocol.QOS)
-                sent.append(item.pk)
-                self.published += 1
-            if sent:
-                await _db(store.mark_sent)(sent, self.clock())
+            if self._fresh:
+                batch, self._fresh = self._fresh, []
+                await self._publish_fresh(client, batch)
+            if self._poll_now or time.monotonic() >= next_poll:
+                self._poll_now = False
+                next_poll = time.monotonic() + self.poll_interval
+                due = await _db(store.due_commands)(self.clock())
+                sent = [item.pk for item in due if await self._publish(client, item)]
+                if sent:
+                    await _db(store.mark_sent)(sent, self.clock())
             self._wake.clear()
+            if self._fresh or self._poll_now:
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_poll - time.monotonic()))
+
+    async def _publish_fresh(self, client: aiomqtt.Client, batch: list[outbox.Outgoing]) -> None:
+        """Publish a hand-off; of several prompts to one robot only the newest still counts."""
+        newest: dict[str, outbox.Outgoing] = {}
+        for item in batch:
+            if item.present_to is not None:
+                held = newest.get(item.present_to)
+                if held is None or (item.expires_at, item.pk) > (held.expires_at, held.pk):
+                    newest[item.present_to] = item
+        now = self.clock()
+        sent = []
+        for item in batch:
+            if item.present_to is not None and newest[item.present_to] is not item:
+                continue  # superseded in the database by the newer prompt
+            if item.expires_at < now:
+                continue  # the poll marks it expired; it is never sent late
+            if await self._publish(client, item):
+                sent.append(item.pk)
+        if sent:
+            await _db(store.mark_first_sent)(sent, now)
+
+    async def _publish(self, client: aiomqtt.Client, item: outbox.Outgoing) -> bool:
+        """Publish once per retry period: a command met by both hand-off and poll goes once."""
+        now = time.monotonic()
+        if now - self._recent.get(item.pk, -RECENT_S) < RECENT_S:
+            return False
+        await client.publish(item.topic, item.payload, qos=protocol.QOS)
+        self._recent[item.pk] = now
+        self.published += 1
+        if len(self._recent) > 20_000:
+            self._recent = {k: t for k, t in self._recent.items() if now - t < RECENT_S}
+        return True
 
     async def _barrier_forever(self) -> None:
         while True:
@@ -197,6 +253,7 @@ class Gateway:
                 async with conn:
                     await conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
                     async for _notice in conn.notifies():
+                        self._poll_now = True
                         self._wake.set()
             except Exception as error:
                 log.warning("gateway: NOTIFY listener down (%s)", error)

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from eppark.devices import outbox
 from eppark.devices.models import (
     OPEN_STATES,
     Camera,
@@ -24,6 +25,7 @@ from eppark.devices.models import (
     RobotEvent,
     RobotScreen,
 )
+from eppark.devices.outbox import Outgoing
 from eppark.domain.errors import BadInput
 from eppark.gateway import protocol
 from eppark.stays.congestion import resolve, waiting_at
@@ -34,15 +36,6 @@ log = logging.getLogger(__name__)
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(seconds=15)
 TERMINAL = (CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED)
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One command ready to publish."""
-
-    pk: int
-    topic: str
-    payload: str
 
 
 @dataclass(frozen=True)
@@ -79,18 +72,19 @@ def due_commands(now: datetime, limit: int = 200) -> list[Outgoing]:
     out = []
     for row in rows:
         assert row.robot is not None
-        ttl_ms = max(1, int((row.expires_at - row.created_at).total_seconds() * 1000))
-        message = protocol.Command.from_dict(
-            {
-                "cmd_id": row.cmd_id,
-                "cmd": row.cmd,
-                "ts": row.created_at.isoformat(),
-                "ttl_ms": ttl_ms,
-                "args": row.args,
-            }
-        )
-        out.append(Outgoing(row.pk, protocol.topic(row.robot.code, "commands"), message.to_json()))
+        ttl = outbox.ttl_ms(row.created_at, row.expires_at)
+        payload = outbox.wire_payload(row.cmd_id, row.cmd, row.created_at, ttl, row.args)
+        topic = protocol.topic(row.robot.code, "commands")
+        present_to = row.robot.code if row.cmd == "present" else None
+        out.append(Outgoing(row.pk, topic, payload, row.expires_at, present_to))
     return out
+
+
+def mark_first_sent(pks: list[int], now: datetime) -> None:
+    """Record the first publish of fresh commands (one statement for a whole hand-off)."""
+    Command.objects.filter(pk__in=pks, state=CommandState.PENDING, attempts=0).update(
+        attempts=1, sent_at=now, next_attempt_at=now + RETRY_BASE, state=CommandState.SENT
+    )
 
 
 def mark_sent(pks: list[int], now: datetime) -> None:
@@ -102,6 +96,19 @@ def mark_sent(pks: list[int], now: datetime) -> None:
         command.next_attempt_at = now + delay
         command.state = CommandState.SENT
         command.save(update_fields=["attempts", "sent_at", "next_attempt_at", "state"])
+
+
+def apply_reports(batch: list[tuple[str, str, bytes]], now: datetime) -> None:
+    """Apply a batch of (robot code, topic kind, payload) in arrival order, each on its own."""
+    handlers = {"acks": apply_ack, "status": apply_status, "events": apply_event}
+    for code, kind, payload in batch:
+        handler = handlers.get(kind)
+        if handler is None:
+            continue
+        try:
+            handler(code, payload, now)
+        except Exception:  # one robot's bad message must not stop the others
+            log.exception("gateway: handling %s from %s failed", kind, code)
 
 
 def apply_ack(code: str, payload: bytes, now: datetime) -> Command | None:

@@ -1,11 +1,17 @@
 """The live gate loop: a plate read becomes a decision, a visit, a stay change and commands.
 
 ``handle_plate_read`` is called by the device endpoints for every plate a
-camera pushes. In one transaction it records the read, finds the gate, the
-pass and its group, the open stay and what it owes (the tariff engine), runs
-the decision engine, records the gate visit, starts or closes the stay, and
-stores the robot's commands in the outbox. The photo is written to storage
-before that transaction, so no record ever points to missing evidence.
+camera pushes. It finds the pass and its group, the open stay and what it
+owes (the tariff engine), runs the decision engine, and then, in one
+transaction, records the gate visit, starts or closes the stay, stores the
+robot's commands in the outbox and records the read itself. The photo is
+written to storage before that transaction, so no record ever points to
+missing evidence.
+
+This is the hot path (a read must be answered in milliseconds, hundreds a
+second): the camera, gate, lot and robot come from memory
+(``eppark.devices.registry``) and the database work is a few plain
+statements on one cursor (``eppark.rawsql``), not the ORM.
 
 ``open_gate`` is how an open decided later (an agent, a payment) reaches the
 barrier, through the gate's opening channel.
@@ -22,15 +28,17 @@ from django.conf import settings
 from django.core import signing
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from eppark.devices import outbox
 from eppark.devices.lpr import ADAPTERS
 from eppark.devices.lpr.events import PlateRead as Read
-from eppark.devices.models import Camera, Channel, PlateRead, Robot
+from eppark.devices.models import Camera, Channel, Robot
+from eppark.devices.registry import CameraConfig, GateConfig
 from eppark.domain.decide import (
     Direction,
     EnteredAs,
+    PassView,
     Situation,
     StayView,
     decide,
@@ -41,7 +49,8 @@ from eppark.domain.tariff.command import parse_rule_cached
 from eppark.lots.models import Gate, Lot, OpeningChannel
 from eppark.orders.models import Order, OrderState
 from eppark.passes.models import MonthlyPass, PassPlate
-from eppark.stays.models import GateVisit, Resolution, Stay, StayState
+from eppark.rawsql import aware, js, ts
+from eppark.stays.models import Resolution, Stay, StayState
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +64,7 @@ class ReadOutcome:
     """What to answer the camera: open through the reply or not; the visit it belongs to."""
 
     open: bool
-    visit: GateVisit | None
+    visit_id: int | None
     duplicate: bool = False
 
 
@@ -67,56 +76,78 @@ def dedup_window() -> timedelta:
 # --- the read -------------------------------------------------------------------------------
 
 
-def handle_plate_read(camera: Camera, read: Read, now: datetime) -> ReadOutcome:
+def handle_plate_read(camera: CameraConfig, read: Read, now: datetime) -> ReadOutcome:
     """Act on one plate read from ``camera``; idempotent per (camera, read id)."""
     gate = camera.gate
     if gate is None:
         raise GateNotLinked(f"camera {camera.pk} is not linked to a gate")
     photo = _store_photo(camera, read, now)
-    record = PlateRead(
-        camera=camera,
-        read_id=read.read_id[:128],
-        plate=read.plate or "",
-        raw_plate=(read.raw_plate or "")[:64],
-        read_at=read.read_at,
-        received_at=now,
-        offline=read.offline,
-        photo=photo,
-    )
     try:
-        with transaction.atomic():
+        with transaction.atomic(), connection.cursor() as cursor:
             if read.offline:
-                record.save()
-                _record_offline(gate, read, record)
-                return ReadOutcome(open=False, visit=None)
-            outcome = _decide_and_act(gate, camera, read, record, now)
+                _insert_read(cursor, camera, read, now, photo, None, opened=False)
+                _record_offline(gate, read, photo, now)
+                return ReadOutcome(open=False, visit_id=None)
+            outcome = _decide_and_act(cursor, gate, camera, read, photo, now)
             # the read is recorded last: a re-sent read (same camera and read id) fails
             # here and rolls back everything it would have done a second time
-            record.visit, record.opened = outcome.visit, outcome.open
-            record.save()
+            _insert_read(cursor, camera, read, now, photo, outcome.visit_id, outcome.open)
             return outcome
     except IntegrityError:
         # the same read arrived twice at once: the other request recorded it
         if photo:
             default_storage.delete(photo)
-        earlier = _earlier_read(camera, read.read_id)
+        earlier = _earlier_read(camera.pk, read.read_id)
         if earlier is None:
             raise
         return earlier
 
 
-def _earlier_read(camera: Camera, read_id: str) -> ReadOutcome | None:
-    record = (
-        PlateRead.objects.filter(camera=camera, read_id=read_id[:128])
-        .select_related("visit")
-        .first()
+_INSERT_READ = (
+    "INSERT INTO devices_plateread (camera_id, read_id, plate, raw_plate, read_at, received_at,"
+    " offline, photo, visit_id, opened) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _insert_read(
+    cursor: Any,
+    camera: CameraConfig,
+    read: Read,
+    now: datetime,
+    photo: str,
+    visit_id: int | None,
+    opened: bool,
+) -> None:
+    cursor.execute(
+        _INSERT_READ,
+        [
+            camera.pk,
+            read.read_id[:128],
+            read.plate or "",
+            (read.raw_plate or "")[:64],
+            ts(read.read_at),
+            ts(now),
+            read.offline,
+            photo,
+            visit_id,
+            opened,
+        ],
     )
-    if record is None:
+
+
+def _earlier_read(camera_id: int, read_id: str) -> ReadOutcome | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT opened, visit_id FROM devices_plateread WHERE camera_id = %s AND read_id = %s",
+            [camera_id, read_id[:128]],
+        )
+        row = cursor.fetchone()
+    if row is None:
         return None
-    return ReadOutcome(open=record.opened, visit=record.visit, duplicate=True)
+    return ReadOutcome(open=bool(row[0]), visit_id=row[1], duplicate=True)
 
 
-def _store_photo(camera: Camera, read: Read, now: datetime) -> str:
+def _store_photo(camera: CameraConfig, read: Read, now: datetime) -> str:
     """Write the read's first image to storage; its name, or "" when there is none."""
     if not read.images:
         return ""
@@ -126,134 +157,180 @@ def _store_photo(camera: Camera, read: Read, now: datetime) -> str:
     return default_storage.save(name, ContentFile(image.data))
 
 
-def _record_offline(gate: Gate, read: Read, record: PlateRead) -> None:
+def _record_offline(gate: GateConfig, read: Read, photo: str, now: datetime) -> None:
     """A backlog read the camera acted on by itself while offline: keep the stays right."""
-    at = read.read_at or record.received_at
+    at = read.read_at or now
     if not read.plate:
         return
     if gate.direction == Direction.ENTRY:
-        if not _open_stay(gate.lot, read.plate):
-            monthly = _pass_for(gate.lot, read.plate)
+        if not _open_stay_orm(gate.lot_id, read.plate):
+            monthly = _pass_orm(gate.lot_id, read.plate)
             Stay.objects.create(
-                lot=gate.lot,
+                lot_id=gate.lot_id,
                 plate=read.plate,
                 entered_as=EnteredAs.PASS if monthly else EnteredAs.TEMP,
                 entered_at=at,
-                entry_gate=gate,
-                entry_photo=record.photo.name or "",
+                entry_gate_id=gate.pk,
+                entry_photo=photo,
                 monthly_pass=monthly,
             )
         return
-    stay = _open_stay(gate.lot, read.plate)
+    stay = _open_stay_orm(gate.lot_id, read.plate)
     if stay is not None and stay.entered_at <= at:
-        stay.exited_at, stay.exit_gate, stay.state = at, gate, StayState.LEFT
-        stay.exit_photo = record.photo.name or ""
+        stay.exited_at, stay.exit_gate_id, stay.state = at, gate.pk, StayState.LEFT
+        stay.exit_photo = photo
         stay.save(update_fields=["exited_at", "exit_gate", "state", "exit_photo"])
 
 
-def _decide_and_act(
-    gate: Gate, camera: Camera, read: Read, record: PlateRead, now: datetime
-) -> ReadOutcome:
-    lot = gate.lot
-    plate = read.plate or ""
-    if plate:
-        repeat = (
-            GateVisit.objects.filter(gate=gate, plate=plate, arrived_at__gte=now - dedup_window())
-            .order_by("-arrived_at")
-            .first()
-        )
-        if repeat is not None:
-            return ReadOutcome(
-                open=repeat.opened and _opens_by_reply(gate, camera), visit=repeat, duplicate=True
-            )
-    _supersede_waiting(gate, now)
-    monthly = _pass_for(lot, plate) if plate else None
-    stay = _open_stay(lot, plate) if plate and gate.direction == Direction.EXIT else None
-    situation = Situation(
-        now=now,
-        direction=Direction(gate.direction),
-        plate=plate or None,
-        lot=lot.policy,
-        monthly_pass=monthly.view(_group_inside(lot, monthly, plate)) if monthly else None,
-        stay=_stay_view(lot, stay, now) if stay else None,
+def _pass_orm(lot_id: int, plate: str) -> MonthlyPass | None:
+    row = (
+        PassPlate.objects.filter(lot_id=lot_id, plate=plate).select_related("monthly_pass").first()
     )
-    scenario = decide(situation)
-    decision = scenario.to_json()
-    visit = GateVisit.objects.create(
-        gate=gate,
-        lot=lot,
-        plate=plate,
-        arrived_at=now,
-        photo=record.photo.name or "",
-        scenario=scenario.id,
-        decision=decision,
-        expected_action=decision["expected_action"] or "",
-        opened=scenario.opens,
-        resolved_at=now if scenario.opens else None,
-        resolution=Resolution.OPENED if scenario.opens else "",
-        stay=stay,
-    )
-    if scenario.opens:
-        visit.stay = _pass_through(gate, visit, monthly, stay, now)
-        visit.save(update_fields=["stay"])
-    robot = _robot(gate)
-    if robot is not None:
-        outbox.present(robot, present_args(scenario, visit, monthly, now), now, visit=visit)
-    reply_opens = False
-    if scenario.opens:
-        reply_opens = _open_now(gate, camera, robot, visit, now)
-    return ReadOutcome(open=reply_opens, visit=visit)
-
-
-# --- what the decision needs -----------------------------------------------------------------
-
-
-def _pass_for(lot: Lot, plate: str) -> MonthlyPass | None:
-    row = PassPlate.objects.filter(lot=lot, plate=plate).select_related("monthly_pass").first()
     return row.monthly_pass if row else None
 
 
-def _group_inside(lot: Lot, monthly: MonthlyPass, plate: str) -> int:
-    """The pass group's *other* cars inside the lot now."""
-    plates = list(monthly.plates.exclude(plate=plate).values_list("plate", flat=True))
-    if not plates:
-        return 0
+def _open_stay_orm(lot_id: int, plate: str) -> Stay | None:
     return (
-        Stay.objects.filter(lot=lot, plate__in=plates, exited_at__isnull=True)
-        .values("plate")
-        .distinct()
-        .count()
-    )
-
-
-def _open_stay(lot: Lot, plate: str) -> Stay | None:
-    return (
-        Stay.objects.filter(lot=lot, plate=plate, exited_at__isnull=True)
+        Stay.objects.filter(lot_id=lot_id, plate=plate, exited_at__isnull=True)
         .order_by("-entered_at")
         .first()
     )
 
 
-def _stay_view(lot: Lot, stay: Stay, now: datetime) -> StayView:
-    entered_as = EnteredAs.PASS if stay.entered_as == EnteredAs.PASS else EnteredAs.TEMP
-    due = 0 if entered_as is EnteredAs.PASS else owed(lot, stay, now)
-    return StayView(entered_as, due, stay.entered_at)
+# --- what the decision needs -----------------------------------------------------------------
+
+_REPEAT = (
+    "SELECT id, opened FROM stays_gatevisit WHERE gate_id = %s AND plate = %s"
+    " AND arrived_at >= %s ORDER BY arrived_at DESC, id DESC LIMIT 1"
+)
+_PASS = (
+    "SELECT mp.id, mp.valid_from, mp.valid_until, mp.spaces,"
+    " (SELECT COUNT(DISTINCT s.plate) FROM passes_passplate o JOIN stays_stay s"
+    "   ON s.lot_id = o.lot_id AND s.plate = o.plate AND s.exited_at IS NULL"
+    "   WHERE o.monthly_pass_id = mp.id AND o.plate <> %s)"
+    " FROM passes_passplate pp JOIN passes_monthlypass mp ON mp.id = pp.monthly_pass_id"
+    " WHERE pp.lot_id = %s AND pp.plate = %s"
+)
+_OPEN_STAY = (
+    "SELECT id, entered_as, entered_at FROM stays_stay WHERE lot_id = %s AND plate = %s"
+    " AND exited_at IS NULL ORDER BY entered_at DESC, id DESC LIMIT 1"
+)
+_PAYMENTS = (
+    "SELECT paid_at, amount FROM orders_order WHERE stay_id = %s AND state = %s"
+    " AND paid_at IS NOT NULL"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenStay:
+    pk: int
+    entered_as: EnteredAs
+    entered_at: datetime
+
+
+def _decide_and_act(
+    cursor: Any, gate: GateConfig, camera: CameraConfig, read: Read, photo: str, now: datetime
+) -> ReadOutcome:
+    plate = read.plate or ""
+    if plate:
+        cursor.execute(_REPEAT, [gate.pk, plate, ts(now - dedup_window())])
+        repeat = cursor.fetchone()
+        if repeat is not None:
+            opens = bool(repeat[1]) and channel_for(gate, camera) == Channel.CAMERA_REPLY
+            return ReadOutcome(open=opens, visit_id=repeat[0], duplicate=True)
+    pass_id, monthly = _pass_for(cursor, gate.lot_id, plate) if plate else (None, None)
+    leaving = plate and gate.direction == Direction.EXIT
+    exit_stay = _open_stay(cursor, gate.lot_id, plate) if leaving else None
+    payments = (
+        _payments(cursor, exit_stay.pk)
+        if exit_stay is not None and exit_stay.entered_as is not EnteredAs.PASS
+        else []
+    )
+    situation = Situation(
+        now=now,
+        direction=gate.direction,
+        plate=plate or None,
+        lot=gate.policy,
+        monthly_pass=monthly,
+        stay=_stay_view(gate.tariff, exit_stay, payments, now) if exit_stay else None,
+    )
+    scenario = decide(situation)
+    cursor.execute(
+        "UPDATE stays_gatevisit SET resolved_at = %s, resolution = %s"
+        " WHERE gate_id = %s AND resolved_at IS NULL",
+        [ts(now), Resolution.SUPERSEDED, gate.pk],
+    )
+    stay_id = exit_stay.pk if exit_stay else None
+    if scenario.opens:
+        stay_id = _pass_through(
+            cursor, gate, scenario, plate, photo, pass_id, exit_stay, payments, now
+        )
+    visit_id = _insert_visit(cursor, gate, plate, photo, scenario, stay_id, now)
+    if gate.robot_id is not None:
+        outbox.stage(
+            cursor,
+            channel=Channel.MQTT,
+            cmd="present",
+            args=present_args(scenario, visit_id, gate.lot_id, plate, pass_id),
+            now=now,
+            ttl=outbox.present_ttl(),
+            robot_id=gate.robot_id,
+            robot_code=gate.robot_code,
+            visit_id=visit_id,
+        )
+    reply_opens = False
+    if scenario.opens:
+        reply_opens = _open_now(cursor, gate, camera, visit_id, scenario.id, now)
+    return ReadOutcome(open=reply_opens, visit_id=visit_id)
+
+
+def _pass_for(cursor: Any, lot_id: int, plate: str) -> tuple[int | None, PassView | None]:
+    """The plate's pass in the lot, with its group's *other* cars inside now."""
+    cursor.execute(_PASS, [plate, lot_id, plate])
+    row = cursor.fetchone()
+    if row is None:
+        return None, None
+    return row[0], PassView(aware(row[1]), aware(row[2]), int(row[3]), int(row[4]))
+
+
+def _open_stay(cursor: Any, lot_id: int, plate: str) -> _OpenStay | None:
+    cursor.execute(_OPEN_STAY, [lot_id, plate])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    entered_as = EnteredAs.PASS if row[1] == EnteredAs.PASS else EnteredAs.TEMP
+    return _OpenStay(row[0], entered_as, aware(row[2]))
+
+
+def _payments(cursor: Any, stay_id: int) -> list[Payment]:
+    cursor.execute(_PAYMENTS, [stay_id, OrderState.PAID])
+    return [Payment(aware(paid_at), int(amount)) for paid_at, amount in cursor.fetchall()]
+
+
+def _stay_view(
+    tariff: dict[str, Any], stay: _OpenStay, payments: list[Payment], now: datetime
+) -> StayView:
+    if stay.entered_as is EnteredAs.PASS:
+        return StayView(EnteredAs.PASS, 0, stay.entered_at)
+    return StayView(EnteredAs.TEMP, fee(tariff, stay.entered_at, payments, now)[2], stay.entered_at)
+
+
+def fee(
+    tariff: dict[str, Any], entered_at: datetime, payments: list[Payment], now: datetime
+) -> tuple[int, int, int]:
+    """(total, paid, due) of a temp stay at ``now`` by ``tariff``, counting paid orders."""
+    counted = [p for p in payments if entered_at <= p.paid_at <= now]
+    if not tariff:
+        return 0, sum(p.amount for p in counted), 0
+    result = compute_fee(parse_rule_cached(tariff), entered_at, max(now, entered_at), counted)
+    return result.total, result.paid, result.due
 
 
 def stay_fee(lot: Lot, stay: Stay, now: datetime) -> tuple[int, int, int]:
     """(total, paid, due) of a temp stay at ``now``, by the lot's tariff and paid orders."""
     paid_orders = Order.objects.filter(stay=stay, state=OrderState.PAID, paid_at__isnull=False)
-    payments = [
-        Payment(order.paid_at, order.amount)
-        for order in paid_orders
-        if order.paid_at is not None and stay.entered_at <= order.paid_at <= now
-    ]
-    if not lot.tariff:
-        paid = sum(p.amount for p in payments)
-        return 0, paid, 0
-    rule = parse_rule_cached(lot.tariff)
-    result = compute_fee(rule, stay.entered_at, max(now, stay.entered_at), payments)
-    return result.total, result.paid, result.due
+    payments = [Payment(o.paid_at, o.amount) for o in paid_orders if o.paid_at is not None]
+    return fee(lot.tariff or {}, stay.entered_at, payments, now)
 
 
 def owed(lot: Lot, stay: Stay, now: datetime) -> int:
@@ -263,48 +340,126 @@ def owed(lot: Lot, stay: Stay, now: datetime) -> int:
 
 # --- the stay and the barrier -------------------------------------------------------------------
 
+_INSERT_STAY = (
+    "INSERT INTO stays_stay (lot_id, plate, entered_as, state, entered_at, entry_gate_id,"
+    " entry_photo, exited_at, exit_gate_id, exit_photo, total, paid, close_note,"
+    " closed_by_id, monthly_pass_id)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, NULL, '', 0, 0, '', NULL, %s) RETURNING id"
+)
+_LEAVE = (
+    "UPDATE stays_stay SET exited_at = %s, exit_gate_id = %s, state = %s, exit_photo = %s"
+    " WHERE id = %s"
+)
+_LEAVE_PAYING = (
+    "UPDATE stays_stay SET exited_at = %s, exit_gate_id = %s, state = %s, exit_photo = %s,"
+    " total = %s, paid = %s WHERE id = %s"
+)
+_INSERT_VISIT = (
+    "INSERT INTO stays_gatevisit (gate_id, lot_id, plate, arrived_at, photo, scenario,"
+    " decision, expected_action, opened, resolved_at, resolution, stay_id)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+)
+
 
 def _pass_through(
-    gate: Gate, visit: GateVisit, monthly: MonthlyPass | None, stay: Stay | None, now: datetime
-) -> Stay | None:
-    """The car passes the barrier: an entry starts a stay, an exit closes it."""
-    lot = gate.lot
+    cursor: Any,
+    gate: GateConfig,
+    scenario: Scenario,
+    plate: str,
+    photo: str,
+    pass_id: int | None,
+    stay: _OpenStay | None,
+    payments: list[Payment],
+    now: datetime,
+) -> int | None:
+    """The car passes the barrier: an entry starts a stay, an exit closes it; the stay's id."""
     if gate.direction == Direction.ENTRY:
-        if not visit.plate:
+        if not plate:
             return None
-        Stay.objects.filter(
-            lot=lot, plate=visit.plate, exited_at__isnull=True, entered_at__lte=now
-        ).update(
-            exited_at=now,
-            state=StayState.CLOSED_BY_HAND,
-            close_note="superseded: the car entered again without a recorded exit",
+        cursor.execute(
+            "UPDATE stays_stay SET exited_at = %s, state = %s, close_note = %s"
+            " WHERE lot_id = %s AND plate = %s AND exited_at IS NULL AND entered_at <= %s",
+            [
+                ts(now),
+                StayState.CLOSED_BY_HAND,
+                "superseded: the car entered again without a recorded exit",
+                gate.lot_id,
+                plate,
+                ts(now),
+            ],
         )
-        as_pass = visit.scenario == "entry.monthly_valid"
-        return Stay.objects.create(
-            lot=lot,
-            plate=visit.plate,
-            entered_as=EnteredAs.PASS if as_pass else EnteredAs.TEMP,
-            entered_at=now,
-            entry_gate=gate,
-            entry_photo=visit.photo.name or "",
-            monthly_pass=monthly,
+        as_pass = scenario.id == "entry.monthly_valid"
+        cursor.execute(
+            _INSERT_STAY,
+            [
+                gate.lot_id,
+                plate,
+                EnteredAs.PASS if as_pass else EnteredAs.TEMP,
+                StayState.INSIDE,
+                ts(now),
+                gate.pk,
+                photo,
+                pass_id,
+            ],
         )
+        return int(cursor.fetchone()[0])
     if stay is None:
         return None
-    if stay.entered_as != EnteredAs.PASS:
-        _total, paid, due = stay_fee(lot, stay, now)
-        stay.total, stay.paid = paid + due, paid  # inside the exit grace, what was paid is the fee
-    stay.exited_at, stay.exit_gate, stay.state = now, gate, StayState.LEFT
-    stay.exit_photo = visit.photo.name or ""
-    stay.save(update_fields=["exited_at", "exit_gate", "state", "exit_photo", "total", "paid"])
-    return stay
+    left = [ts(now), gate.pk, StayState.LEFT, photo]
+    if stay.entered_as is EnteredAs.PASS:
+        cursor.execute(_LEAVE, [*left, stay.pk])
+    else:
+        _total, paid, due = fee(gate.tariff, stay.entered_at, payments, now)
+        # inside the exit grace, what was paid is the fee
+        cursor.execute(_LEAVE_PAYING, [*left, paid + due, paid, stay.pk])
+    return stay.pk
 
 
-def _robot(gate: Gate) -> Robot | None:
-    try:
-        return gate.robot
-    except Robot.DoesNotExist:
-        return None
+def _insert_visit(
+    cursor: Any,
+    gate: GateConfig,
+    plate: str,
+    photo: str,
+    scenario: Scenario,
+    stay_id: int | None,
+    now: datetime,
+) -> int:
+    decision = scenario.to_json()
+    cursor.execute(
+        _INSERT_VISIT,
+        [
+            gate.pk,
+            gate.lot_id,
+            plate,
+            ts(now),
+            photo,
+            scenario.id,
+            js(decision),
+            decision["expected_action"] or "",
+            scenario.opens,
+            ts(now) if scenario.opens else None,
+            Resolution.OPENED if scenario.opens else "",
+            stay_id,
+        ],
+    )
+    return int(cursor.fetchone()[0])
+
+
+def channel(opening_channel: str, vendor: str | None, has_api: bool) -> str:
+    """The channel an open takes: as configured, or chosen by the plate camera's vendor."""
+    if opening_channel != OpeningChannel.AUTO:
+        return str(opening_channel)
+    if vendor is not None and vendor in ADAPTERS:
+        if ADAPTERS[vendor].opens_by_reply:  # type: ignore[index]
+            return Channel.CAMERA_REPLY
+        if has_api:
+            return Channel.CAMERA_API
+    return OpeningChannel.ROBOT
+
+
+def channel_for(gate: GateConfig, camera: CameraConfig) -> str:
+    """The channel an open for the car ``camera`` just read takes at ``gate``."""
+    return channel(gate.opening_channel, camera.vendor, camera.has_api)
 
 
 def plate_camera(gate: Gate) -> Camera | None:
@@ -316,49 +471,64 @@ def plate_camera(gate: Gate) -> Camera | None:
 
 def opening_channel(gate: Gate, camera: Camera | None) -> str:
     """The channel an open takes at ``gate``: as configured, or chosen by the camera's vendor."""
-    if gate.opening_channel != OpeningChannel.AUTO:
-        return str(gate.opening_channel)
-    if camera is not None and camera.vendor in ADAPTERS:
-        if ADAPTERS[camera.vendor].opens_by_reply:  # type: ignore[index]
-            return Channel.CAMERA_REPLY
-        if camera.api_url:
-            return Channel.CAMERA_API
-    return OpeningChannel.ROBOT
-
-
-def _opens_by_reply(gate: Gate, camera: Camera) -> bool:
-    return opening_channel(gate, camera) == Channel.CAMERA_REPLY
+    return channel(
+        str(gate.opening_channel),
+        camera.vendor if camera is not None else None,
+        bool(camera is not None and camera.api_url),
+    )
 
 
 def _open_now(
-    gate: Gate, camera: Camera, robot: Robot | None, visit: GateVisit, now: datetime
+    cursor: Any,
+    gate: GateConfig,
+    camera: CameraConfig,
+    visit_id: int,
+    reason: str,
+    now: datetime,
 ) -> bool:
     """Open for the car the camera just read; True when the camera's reply does it."""
-    channel = opening_channel(gate, camera)
-    if channel == Channel.CAMERA_REPLY and ADAPTERS[camera.vendor].opens_by_reply:  # type: ignore[index]
+    chosen = channel_for(gate, camera)
+    if chosen == Channel.CAMERA_REPLY and ADAPTERS[camera.vendor].opens_by_reply:  # type: ignore[index]
         return True
-    if channel == Channel.CAMERA_API and camera.api_url:
-        outbox.open_by_camera(camera, Channel.CAMERA_API, now, visit=visit)
-    elif robot is not None:
-        outbox.open_by_robot(robot, now, reason=visit.scenario, visit=visit)
+    if chosen == Channel.CAMERA_API and camera.has_api:
+        outbox.stage(
+            cursor,
+            channel=Channel.CAMERA_API,
+            cmd="open",
+            args={},
+            now=now,
+            ttl=outbox.camera_open_ttl(Channel.CAMERA_API),
+            camera_id=camera.pk,
+            visit_id=visit_id,
+        )
+    elif gate.robot_id is not None:
+        outbox.stage(
+            cursor,
+            channel=Channel.MQTT,
+            cmd="open",
+            args={"reason": reason[:200]},
+            now=now,
+            ttl=outbox.open_ttl(),
+            robot_id=gate.robot_id,
+            robot_code=gate.robot_code,
+            visit_id=visit_id,
+        )
     else:
         log.warning("gate %s has no way to open: no robot and no camera channel", gate.pk)
     return False
 
 
-def open_gate(
-    gate: Gate, now: datetime, *, reason: str, by: Any = None, visit: GateVisit | None = None
-) -> None:
+def open_gate(gate: Gate, now: datetime, *, reason: str, by: Any = None, visit: Any = None) -> None:
     """Open ``gate`` for a decision made after the read (an agent, a payment), via its channel.
 
     The caller has already authorised the open and writes its own audit record;
     this stores the command in the outbox inside the caller's transaction.
     """
     camera = plate_camera(gate)
-    channel = opening_channel(gate, camera)
+    chosen = opening_channel(gate, camera)
     extra: dict[str, Any] = {"visit": visit, "requested_by": by}
-    if channel in (Channel.CAMERA_REPLY, Channel.CAMERA_API) and camera is not None:
-        outbox.open_by_camera(camera, channel, now, **extra)
+    if chosen in (Channel.CAMERA_REPLY, Channel.CAMERA_API) and camera is not None:
+        outbox.open_by_camera(camera, chosen, now, **extra)
         return
     robot = _robot(gate)
     if robot is None:
@@ -366,45 +536,53 @@ def open_gate(
     outbox.open_by_robot(robot, now, reason=reason, **extra)
 
 
-def _supersede_waiting(gate: Gate, now: datetime) -> None:
-    """A new car at the gate ends the previous car's unresolved visit."""
-    GateVisit.objects.filter(gate=gate, resolved_at__isnull=True).update(
-        resolved_at=now, resolution=Resolution.SUPERSEDED
-    )
+def _robot(gate: Gate) -> Robot | None:
+    try:
+        return gate.robot
+    except Robot.DoesNotExist:
+        return None
 
 
 # --- what the robot shows -------------------------------------------------------------------------
 
 
-def qr_url(kind: str, visit: GateVisit) -> str:
+def qr_url(kind: str, visit_id: int) -> str:
     """The URL a robot's QR code encodes: a signed token naming the QR's purpose and visit."""
-    token = signing.dumps({"k": kind, "v": visit.pk}, salt="eppark.qr", compress=True)
-    base = getattr(settings, "EPPARK_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
-    return f"{base}/q/{token}"
+    token = signing.dumps({"k": kind, "v": visit_id}, salt="eppark.qr", compress=True)
+    return f"{public_url()}/q/{token}"
+
+
+def public_url() -> str:
+    """Where drivers' phones reach this server (QR codes, photo links)."""
+    return str(getattr(settings, "EPPARK_PUBLIC_URL", "http://127.0.0.1:8000")).rstrip("/")
 
 
 def present_args(
-    scenario: Scenario, visit: GateVisit, monthly: MonthlyPass | None, now: datetime
+    scenario: Scenario, visit_id: int, lot_id: int, plate: str, pass_id: int | None
 ) -> dict[str, Any]:
     """The robot's ``present`` command: the scenario's voice, display and light."""
     decision = scenario.to_json()
     display: dict[str, Any] = dict(decision["display"])
     if display["kind"] == "qr":
-        display["qr"] = qr_url(display["qr"], visit)
+        display["qr"] = qr_url(display["qr"], visit_id)
     elif display["kind"] == "vehicles":
-        display["vehicles"] = _group_vehicles(visit.lot, monthly, visit.plate)
+        display["vehicles"] = _group_vehicles(lot_id, pass_id, plate)
     return {"voice": decision["voice"], "display": display, "light": decision["light"]}
 
 
-def _group_vehicles(lot: Lot, monthly: MonthlyPass | None, plate: str) -> list[dict[str, Any]]:
+def _group_vehicles(lot_id: int, pass_id: int | None, plate: str) -> list[dict[str, Any]]:
     """The pass group's cars inside, with their entry photos, for the shared-full screen."""
-    if monthly is None:
+    if pass_id is None:
         return []
-    plates = list(monthly.plates.exclude(plate=plate).values_list("plate", flat=True))
-    stays = Stay.objects.filter(lot=lot, plate__in=plates, exited_at__isnull=True).order_by(
+    plates = list(
+        PassPlate.objects.filter(monthly_pass_id=pass_id)
+        .exclude(plate=plate)
+        .values_list("plate", flat=True)
+    )
+    stays = Stay.objects.filter(lot_id=lot_id, plate__in=plates, exited_at__isnull=True).order_by(
         "entered_at"
     )[:20]
-    base = getattr(settings, "EPPARK_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    base = public_url()
     return [
         {
             "plate": stay.plate,

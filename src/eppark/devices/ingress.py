@@ -1,0 +1,134 @@
+"""The device ingress: plate cameras' pushes answered straight from ASGI, beside Django.
+
+A camera waits for its reply before it lifts the barrier, and a busy city
+sends hundreds of pushes a second. Django's request cycle (middleware,
+sessions, URL resolving, one shared thread for sync views) costs more than
+the decision itself, so ``eppark serve`` puts this small ASGI app in front:
+``/devices/lpr/…`` is matched here and handed to ``eppark.devices.push`` on a
+pool of worker threads (each keeps its own database connection); every other
+path goes to Django unchanged. The answers are the Django view's, byte for
+byte: both call ``push.receive``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qsl
+
+from django.conf import settings
+from django.db import connection
+
+from eppark.devices import push
+from eppark.devices.lpr.events import Reply
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PREFIX = "/devices/lpr/"
+_PATH = re.compile(
+    r"^/devices/lpr/(?P<vendor>[^/]+)/(?P<key>[^/]+)"
+    r"(?:/(?P<tail>NotificationInfo/(?:TollgateInfo|KeepAlive))/?)?$"
+)
+
+
+def threads() -> int:
+    """Worker threads answering pushes (``EPPARK_INGRESS_THREADS``, default 8)."""
+    return max(1, int(os.environ.get("EPPARK_INGRESS_THREADS", "8")))
+
+
+class DeviceIngress:
+    """ASGI app: camera pushes here, everything else to ``app`` (Django)."""
+
+    def __init__(self, app: App, workers: int | None = None) -> None:
+        self.app = app
+        self.executor = ThreadPoolExecutor(workers or threads(), thread_name_prefix="ingress")
+        self.limit = int(getattr(settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 1024))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        match = _PATH.match(scope["path"])
+        if match is None:
+            await _send(send, push.NOT_FOUND)
+            return
+        if scope["method"] != "POST":
+            await _send(send, push.error(405, "only POST"), [(b"allow", b"POST")])
+            return
+        body = await self._body(receive)
+        if body is None:
+            await _send(send, push.error(413, "payload too large"))
+            return
+        content_type = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+                break
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        loop = asyncio.get_running_loop()
+        reply = await loop.run_in_executor(
+            self.executor,
+            _answer,
+            match["vendor"],
+            match["key"],
+            match["tail"] or "",
+            content_type,
+            body,
+            query,
+        )
+        await _send(send, reply)
+
+    async def _body(self, receive: Receive) -> bytes | None:
+        """The request body, or None when it exceeds the upload limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        """Stop the worker threads (after the requests in hand)."""
+        self.executor.shutdown(wait=True)
+
+
+def _answer(
+    vendor: str, key: str, tail: str, content_type: str, body: bytes, query: dict[str, str]
+) -> Reply:
+    """Runs in a worker thread, which keeps its database connection between pushes."""
+    try:
+        return push.receive(vendor, key, tail, content_type, body, query)
+    except Exception:
+        log.exception("camera push to %s failed", vendor)
+        connection.close()  # a broken connection is not reused; the next push reconnects
+        return push.error(500, "internal error; the read was not recorded, send it again")
+
+
+async def _send(send: Send, reply: Reply, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [
+        (b"content-type", reply.content_type.encode("latin-1")),
+        (b"content-length", str(len(reply.body)).encode()),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
