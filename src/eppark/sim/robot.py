@@ -14,10 +14,10 @@ import ssl
 import sys
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TextIO
+from typing import Any, Self, TextIO, TypeVar
 
 import aiomqtt
 
@@ -48,6 +48,7 @@ from eppark.gateway.protocol import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # What the simulated ID camera "takes": a tiny JPEG (1×1 grey pixel).
 SAMPLE_ID_PHOTO = bytes.fromhex(
@@ -68,6 +69,34 @@ def _now() -> datetime:
     """The robot's clock: local time with its offset, to the millisecond (as on the wire)."""
     now = datetime.now().astimezone()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _cancel_requests() -> int:
+    """How many cancellations of the current task are pending (``Task.cancelling()``)."""
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+def _raise_if_cancelled_since(requests: int) -> None:
+    """Raise the cancellation that arrived since ``_cancel_requests()`` gave ``requests``."""
+    if _cancel_requests() > requests:
+        raise asyncio.CancelledError
+
+
+async def _confirmed(call: Awaitable[T]) -> T:
+    """Await an aiomqtt call that waits for the broker's answer, keeping any cancellation.
+
+    aiomqtt waits for CONNACK, SUBACK and PUBACK with ``asyncio.wait_for``, which before
+    Python 3.12 swallows a cancellation that arrives after the answer but before the waiting
+    task resumes (CPython gh-86296): the call returns normally and the task carries on, cancel
+    lost. That window is the very loop turn in which the broker hands our ack to the gateway and
+    its PUBACK to us, so a robot stopped as soon as its ack is seen went back to waiting for
+    commands and never said offline. Re-raise such a cancellation here.
+    """
+    requests = _cancel_requests()
+    result = await call
+    _raise_if_cancelled_since(requests)
+    return result
 
 
 class SimRobot:
@@ -134,9 +163,11 @@ class SimRobot:
             tls_context=tls,
             timeout=5.0,
         )
+        requests = _cancel_requests()
         async with client:
-            await client.subscribe(topic(self.code, "commands"), qos=QOS)
-            await client.publish(status, ONLINE, qos=QOS, retain=True)
+            _raise_if_cancelled_since(requests)  # the CONNACK's wait_for can swallow it too
+            await _confirmed(client.subscribe(topic(self.code, "commands"), qos=QOS))
+            await self._publish(client, status, ONLINE, retain=True)
             self.connections += 1
             self.online.set()
             log.info("robot %s: online at %s:%s", self.code, self.address.host, self.address.port)
@@ -147,7 +178,7 @@ class SimRobot:
             except asyncio.CancelledError:
                 with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                     async with asyncio.timeout(2):
-                        await client.publish(status, OFFLINE, qos=QOS, retain=True)
+                        await self._publish(client, status, OFFLINE, retain=True)
                 raise
             finally:
                 self.online.clear()
@@ -161,8 +192,15 @@ class SimRobot:
             if self._pending is None:
                 self._pending = await self._outbox.get()
             name, payload = self._pending
-            await client.publish(name, payload, qos=QOS)
+            await self._publish(client, name, payload)
             self._pending = None
+
+    @staticmethod
+    async def _publish(
+        client: aiomqtt.Client, name: str, payload: str, *, retain: bool = False
+    ) -> None:
+        """Publish at QoS 1 and wait for the broker's PUBACK (a stop is never lost in it)."""
+        await _confirmed(client.publish(name, payload, qos=QOS, retain=retain))
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self.run(), name=f"robot {self.code}")
@@ -181,8 +219,8 @@ class SimRobot:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            # aiomqtt can stall closing a socket whose last publish is still unflushed
-            # (seen on Mosquitto): give up waiting rather than hang the caller
+            # a broker that stopped answering holds up the goodbye (offline publish up to
+            # 2 s, then DISCONNECT up to the client's timeout): give up rather than hang
             done, _pending = await asyncio.wait({task}, timeout=STOP_TIMEOUT)
             if not done:
                 log.warning("robot %s: the MQTT client did not close in time", self.code)
@@ -258,7 +296,7 @@ class SimRobot:
         self._acks.move_to_end(ack.cmd_id)
         while len(self._acks) > REMEMBERED_COMMANDS:
             self._acks.popitem(last=False)
-        await client.publish(topic(self.code, "acks"), ack.to_json(), qos=QOS)
+        await self._publish(client, topic(self.code, "acks"), ack.to_json())
 
     def _print_command(self, command: Command, status: str, at: datetime) -> None:
         """One JSON line for a command and what became of it."""
