@@ -2,10 +2,12 @@
 
 Sets up its own PostgreSQL database (``eppark_bench``) with one lot of 20 gate
 pairs (Vzenith cameras, robots), starts a real Mosquitto with the robot ACL on
-a free port, and runs ``eppark serve`` (one process: web + gateway) against
-them. A load generator posts real Vzenith pushes over keep-alive HTTP at a
-fixed (open-loop) rate, spread over the gates; a listener subscribed as the
-gateway user sees each robot command arrive on the broker.
+a free port, runs ``eppark serve`` (web + gateway) against them, and every
+robot simulated by ``eppark sim robot`` in a process of its own (it acks each
+command, as a real robot does). A load generator posts real Vzenith pushes
+over keep-alive HTTP at a fixed (open-loop) rate, spread over the gates: new
+cars at entries, cars inside at exits. A listener subscribed as the gateway
+user sees each robot command arrive on the broker.
 
 Figures: reply latency and push→command-on-wire latency, p50/p99, at
 100 events/s; then the rate is raised step by step to find the highest rate
@@ -233,6 +235,7 @@ class Sample:
 
     gate: str
     sent: float
+    plate: str = ""
     replied: float | None = None
     status: int = 0
     on_wire: float | None = None
@@ -247,12 +250,13 @@ class Load:
         self.pool: asyncio.Queue[HttpConnection] = asyncio.Queue()
         for _ in range(connections):
             self.pool.put_nowait(HttpConnection(http_port))
-        self.waiting: dict[str, list[Sample]] = {}
+        self.seen: dict[str, float] = {}  # cmd_id → when first seen on the broker
+        self.inside: list[str] = []  # plates that entered and may leave
         self.plate_id = random.randint(1, 1_000_000)
         self.rng = random.Random(5)
 
     async def listen(self, ready: asyncio.Event) -> None:
-        """Note when each robot's next command shows up on the broker."""
+        """Note when each command first shows up on the broker (by ``cmd_id``)."""
         async with aiomqtt.Client(
             "127.0.0.1",
             self.mqtt_port,
@@ -262,18 +266,28 @@ class Load:
         ) as client:
             await client.subscribe("ep/robots/+/commands", qos=1)
             ready.set()
-            seen: set[str] = set()
             async for message in client.messages:
                 payload = message.payload
-                cmd_id = json.loads(payload)["cmd_id"] if isinstance(payload, bytes) else ""
-                if cmd_id in seen:
-                    continue  # a re-send of a command already counted
-                seen.add(cmd_id)
-                code = str(message.topic).split("/")[2]
-                queue = self.waiting.get(code)
-                if queue:
-                    sample = queue.pop(0)
-                    sample.on_wire = time.perf_counter()
+                if isinstance(payload, bytes):
+                    self.seen.setdefault(json.loads(payload)["cmd_id"], time.perf_counter())
+
+    def match_wire(self, samples: list[Sample]) -> None:
+        """Give each read the time its robot's ``present`` was seen (commands → visits → plates)."""
+        import psycopg
+
+        by_plate = {(s.gate, s.plate): s for s in samples if s.plate}
+        with psycopg.connect(f"{PG}/{DB_NAME}") as conn:
+            rows = conn.execute(
+                "SELECT c.cmd_id, r.code, v.plate FROM devices_command c"
+                " JOIN stays_gatevisit v ON v.id = c.visit_id"
+                " JOIN devices_robot r ON r.id = c.robot_id"
+                " WHERE c.cmd = 'present' AND c.cmd_id = ANY(%s)",
+                [list(self.seen)],
+            ).fetchall()
+        for cmd_id, code, plate in rows:
+            sample = by_plate.get((code, plate))
+            if sample is not None:
+                sample.on_wire = self.seen[cmd_id]
 
     def _plate(self) -> str:
         letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -281,12 +295,21 @@ class Load:
         return f"粤{self.rng.choice(letters)}{tail}"
 
     async def one(self, gate: int, heartbeat: bool) -> Sample:
-        """Send one push (or heartbeat) to a gate's entry camera."""
+        """Send one push (or heartbeat): a new car at an entry, or a car inside at an exit."""
         sys.path.insert(0, str(ROOT / "src"))
         from eppark.sim.cameras import build_heartbeat, build_push
 
-        serial = f"sn-entry-{gate}"
-        code = f"EP-EN{gate:03d}"
+        direction = "entry"
+        plate = ""
+        if not heartbeat:
+            if self.inside and self.rng.random() < 0.5:
+                direction = "exit"
+                plate = self.inside.pop(self.rng.randrange(len(self.inside)))
+            else:
+                plate = self._plate()
+                self.inside.append(plate)
+        serial = f"sn-{direction}-{gate}"
+        code = f"EP-{direction[:2].upper()}{gate:03d}"
         self.plate_id += 1
         if heartbeat:
             push = build_heartbeat("vzenith", serial)
@@ -296,18 +319,16 @@ class Load:
             push = build_push(
                 "vzenith",
                 serial,
-                self._plate(),
+                plate,
                 datetime.now(UTC),
                 plate_id=self.plate_id,
                 with_image=False,
             )
-        sample = Sample(code, time.perf_counter())
-        if not heartbeat:
-            self.waiting.setdefault(code, []).append(sample)
+        sample = Sample(code, time.perf_counter(), plate)
         connection = await self.pool.get()
         try:
             sample.status, _ = await connection.post(
-                f"/devices/lpr/vzenith/k-entry-{gate}", push.body, push.content_type
+                f"/devices/lpr/vzenith/k-{direction}-{gate}", push.body, push.content_type
             )
             sample.replied = time.perf_counter()
         except (OSError, asyncio.IncompleteReadError, ValueError):
@@ -327,9 +348,12 @@ class Load:
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(self.one(index % GATES, heartbeat)))
-        samples = await asyncio.gather(*tasks)
+        samples = list(await asyncio.gather(*tasks))
         await asyncio.sleep(1.0)  # let the last commands reach the wire
-        return list(samples)
+        if not heartbeat:
+            self.match_wire(samples)
+        self.seen.clear()
+        return samples
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -357,6 +381,41 @@ def summarise(samples: list[Sample], rate: float, seconds: float, case: str) -> 
     }
 
 
+ROLES: dict[str, int] = {}
+"""Process ids by role (server, robots, broker) for the CPU accounting."""
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each role: the server, the robots, the broker, PostgreSQL, us."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    out = {role: used(pid) for role, pid in ROLES.items()}
+    out["bench client"] = used(os.getpid())
+    postgres = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    postgres += used(int(entry.name))
+    out["postgresql"] = postgres
+    return out
+
+
+def cpu_per_read(before: dict[str, float], after: dict[str, float], reads: int) -> dict[str, Any]:
+    """CPU milliseconds per read, by role."""
+    return {
+        f"cpu ms/read {role}": round((after[role] - before.get(role, 0.0)) * 1000 / reads, 2)
+        for role in after
+    }
+
+
 async def measure(
     http_port: int, mqtt_port: int, seconds: float, steps: list[int]
 ) -> list[dict[str, Any]]:
@@ -366,7 +425,14 @@ async def measure(
     listener = asyncio.create_task(load.listen(ready))
     await asyncio.wait_for(ready.wait(), 10)
     await load.run(50, 2)  # warm-up: connections, caches
-    rows = [summarise(await load.run(100, seconds), 100, seconds, "plate read, 100/s")]
+    before = cpu_seconds()
+    samples = await load.run(100, seconds)
+    rows = [
+        {
+            **summarise(samples, 100, seconds, "plate read, 100/s"),
+            **cpu_per_read(before, cpu_seconds(), len(samples)),
+        }
+    ]
     await asyncio.sleep(5)  # drain what the 100/s run queued
     rows.append(
         summarise(
@@ -443,6 +509,30 @@ print(json.dumps({"visits recorded": GateVisit.objects.count(), **by,
 """
 
 
+def start_robots(mqtt: Mosquitto) -> subprocess.Popen[bytes]:
+    """Every gate's robot, simulated in a process of its own: it acks each command as it runs."""
+    passwords = mqtt.folder / "robots.json"
+    passwords.write_text(json.dumps(mqtt.passwords), encoding="utf-8")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "eppark",
+            "sim",
+            "robot",
+            "--url",
+            f"mqtt://127.0.0.1:{mqtt.port}",
+            "--passwords",
+            str(passwords),
+            *mqtt.passwords,
+        ],
+        env=_env(),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def main() -> int:
     """Run the bench; print the table (and JSON rows with --json)."""
     parser = argparse.ArgumentParser(prog="python -m bench.gate_loop")
@@ -478,6 +568,9 @@ def run(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    robots = start_robots(mqtt)
+    broker = mqtt.process.pid if mqtt.process else 0
+    ROLES.update(server=server.pid, robots=robots.pid, broker=broker)
     try:
         wait_port(http_port)
         rows = asyncio.run(
@@ -486,12 +579,15 @@ def run(
         for row in rows:
             if emit:
                 emit(row)
+        robots.terminate()  # the fault test runs robots of its own, under the same names
+        robots.wait(10)
         if outage_s:
             rows.append(asyncio.run(outage(http_port, mqtt, outage_s)))
             if emit:
                 emit(rows[-1])
         return rows
     finally:
+        robots.kill()
         server.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(10)

@@ -95,6 +95,11 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
         "max_size": int(os.environ.get("EPPARK_DB_POOL_SIZE", "20")),
         "timeout": 10,
     }
+    # Server-side binding lets psycopg prepare the statements a connection runs often
+    # (the gate loop's handful): PostgreSQL then skips parsing and planning them.
+    DATABASES["default"]["OPTIONS"]["server_side_binding"] = (
+        os.environ.get("EPPARK_DB_SERVER_SIDE_BINDING", "1") == "1"
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Tests use a file, not shared-cache memory: the gateway's threads need real locking.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}

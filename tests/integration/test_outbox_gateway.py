@@ -195,7 +195,11 @@ def test_broker_outage_loses_nothing_and_never_opens_late(world: World, settings
     settings.EPPARK_OPEN_TTL_S = 2
     plates = [f"粤B{n:05d}" for n in range(10)]
     world.read("EP-0001", plates[0])
-    wait_until(lambda: world.sims["EP-0001"].opens == 1, what="first open")
+    wait_until(
+        lambda: Command.objects.filter(cmd="open", state=CommandState.DONE).exists(),
+        what="the first open carried out and its done ack recorded",
+    )
+    assert world.sims["EP-0001"].opens == 1
     world.broker.stop()
     wait_until(lambda: not world.gateway.connected.is_set(), what="gateway notices the outage")
     for plate in plates[1:]:  # traffic goes on: every read is answered and recorded

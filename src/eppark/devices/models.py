@@ -227,7 +227,21 @@ class Command(models.Model):
         verbose_name = _("command")
         verbose_name_plural = _("commands")
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="command_due")]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="command_due"),
+            # a new prompt supersedes the robot's pending ones; a camera's reply takes its open:
+            # both look only at pending commands, however long the history grows
+            models.Index(
+                fields=["robot", "cmd"],
+                condition=models.Q(state="pending"),
+                name="command_pending_by_robot",
+            ),
+            models.Index(
+                fields=["camera"],
+                condition=models.Q(state="pending"),
+                name="command_pending_by_camera",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.cmd} → {self.robot or self.camera} ({self.state})"

@@ -19,12 +19,12 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
 from eppark.devices import outbox
@@ -33,21 +33,43 @@ from eppark.domain.errors import BadInput
 from eppark.gateway import protocol, store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 RECENT_S = 1.5
 """A command published this recently is not published again (hand-off and poll may meet)."""
 
 
-def _db(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a sync Django function in a worker thread, handing its connection back after."""
+class _DatabaseThread:
+    """The gateway's database work, on one thread of its own that keeps its connection.
 
-    def call(*args: Any, **kwargs: Any) -> Any:
-        close_old_connections()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connection.close()  # back to the pool: worker threads must not hold connections
+    Everything the gateway reads and writes is small and batched, so one thread
+    keeps up; a call that fails drops the connection and the next one reconnects.
+    """
 
-    return sync_to_async(call, thread_sensitive=False)
+    def __init__(self) -> None:
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="gateway-db")
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, _guarded, fn, *args)
+
+    async def aclose(self) -> None:
+        """Give the connection back and stop the thread."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(Exception):
+            await loop.run_in_executor(self.executor, _close_connection)
+        self.executor.shutdown(wait=False)
+
+
+def _close_connection() -> None:
+    connection.close()  # looked up in the calling thread: connections are per thread
+
+
+def _guarded(fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return fn(*args)
+    except Exception:
+        connection.close()  # it may be broken: the next call opens a fresh one
+        raise
 
 
 class Gateway:
@@ -74,6 +96,8 @@ class Gateway:
         self._poll_now = True
         self._fresh: list[outbox.Outgoing] = []
         self._recent: dict[int, float] = {}  # pk → when published, not to publish twice
+        self._db = _DatabaseThread()  # the dispatcher's: never waits behind robots' reports
+        self._db_reports = _DatabaseThread()
         self._inbox: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: aiomqtt.Client | None = None
@@ -107,6 +131,8 @@ class Gateway:
                     group.create_task(self._listen_forever(), name="gateway notify")
         finally:
             outbox.remove_listener(self.wake)
+            await self._db.aclose()
+            await self._db_reports.aclose()
 
     async def _mqtt_forever(self) -> None:
         backoff = 0.2
@@ -129,6 +155,7 @@ class Gateway:
             password=self.password,
             identifier=f"eppark-gateway-{random.getrandbits(32):08x}",
             keepalive=15,
+            max_inflight_messages=1000,  # publishes go out together, not one PUBACK at a time
             tls_params=aiomqtt.TLSParameters() if self.address.tls else None,
         ) as client:
             for kind in ("status", "events", "acks"):
@@ -159,7 +186,7 @@ class Gateway:
             while not self._inbox.empty() and len(batch) < 500:
                 batch.append(self._inbox.get_nowait())
             try:
-                await _db(store.apply_reports)(batch, self.clock())
+                await self._db_reports(store.apply_reports, batch, self.clock())
             except Exception:  # a database hiccup: the robots re-send what was not acked
                 log.exception("gateway: applying %d robot reports failed", len(batch))
 
@@ -174,10 +201,10 @@ class Gateway:
             if self._poll_now or time.monotonic() >= next_poll:
                 self._poll_now = False
                 next_poll = time.monotonic() + self.poll_interval
-                due = await _db(store.due_commands)(self.clock())
-                sent = [item.pk for item in due if await self._publish(client, item)]
+                due = await self._db(store.due_commands, self.clock())
+                sent = await self._publish(client, due)
                 if sent:
-                    await _db(store.mark_sent)(sent, self.clock())
+                    await self._db(store.mark_sent, sent, self.clock())
             self._wake.clear()
             if self._fresh or self._poll_now:
                 continue
@@ -193,33 +220,52 @@ class Gateway:
                 if held is None or (item.expires_at, item.pk) > (held.expires_at, held.pk):
                     newest[item.present_to] = item
         now = self.clock()
-        sent = []
-        for item in batch:
-            if item.present_to is not None and newest[item.present_to] is not item:
-                continue  # superseded in the database by the newer prompt
-            if item.expires_at < now:
-                continue  # the poll marks it expired; it is never sent late
-            if await self._publish(client, item):
-                sent.append(item.pk)
+        live = [
+            item
+            for item in batch
+            # superseded in the database by a newer prompt; or expired (the poll marks it)
+            if (item.present_to is None or newest[item.present_to] is item)
+            and item.expires_at >= now
+        ]
+        sent = await self._publish(client, live)
         if sent:
-            await _db(store.mark_first_sent)(sent, now)
+            await self._db(store.mark_first_sent, sent, now)
 
-    async def _publish(self, client: aiomqtt.Client, item: outbox.Outgoing) -> bool:
-        """Publish once per retry period: a command met by both hand-off and poll goes once."""
+    async def _publish(self, client: aiomqtt.Client, items: list[outbox.Outgoing]) -> list[int]:
+        """Publish all at once (QoS 1, acknowledged by the broker); the ids that went out.
+
+        A command published less than ``RECENT_S`` ago is skipped: hand-off and poll
+        may both meet it. A broker error ends the session after the rest are counted.
+        """
         now = time.monotonic()
-        if now - self._recent.get(item.pk, -RECENT_S) < RECENT_S:
-            return False
-        await client.publish(item.topic, item.payload, qos=protocol.QOS)
-        self._recent[item.pk] = now
-        self.published += 1
+        todo = [item for item in items if now - self._recent.get(item.pk, -RECENT_S) >= RECENT_S]
+        if not todo:
+            return []
+        results = await asyncio.gather(
+            *(client.publish(item.topic, item.payload, qos=protocol.QOS) for item in todo),
+            return_exceptions=True,
+        )
+        sent = []
+        failure: BaseException | None = None
+        for item, result in zip(todo, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+                continue
+            self._recent[item.pk] = now
+            sent.append(item.pk)
+        self.published += len(sent)
         if len(self._recent) > 20_000:
             self._recent = {k: t for k, t in self._recent.items() if now - t < RECENT_S}
-        return True
+        if failure is not None:
+            if sent:
+                await self._db(store.mark_sent, sent, self.clock())
+            raise failure
+        return sent
 
     async def _barrier_forever(self) -> None:
         while True:
             try:
-                jobs = await _db(store.due_barrier_jobs)(self.clock())
+                jobs = await self._db(store.due_barrier_jobs, self.clock())
                 for job in jobs:
                     error = None
                     try:
@@ -228,7 +274,7 @@ class Gateway:
                         )
                     except BarrierError as exc:
                         error = str(exc)
-                    await _db(store.finish_barrier_job)(job.pk, self.clock(), error)
+                    await self._db(store.finish_barrier_job, job.pk, self.clock(), error)
             except Exception:
                 log.exception("gateway: camera-API opens failed")
             await asyncio.sleep(self.poll_interval)

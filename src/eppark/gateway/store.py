@@ -99,68 +99,126 @@ def mark_sent(pks: list[int], now: datetime) -> None:
 
 
 def apply_reports(batch: list[tuple[str, str, bytes]], now: datetime) -> None:
-    """Apply a batch of (robot code, topic kind, payload) in arrival order, each on its own."""
-    handlers = {"acks": apply_ack, "status": apply_status, "events": apply_event}
+    """Apply a batch of (robot code, topic kind, payload): statuses, then acks and events."""
     for code, kind, payload in batch:
-        handler = handlers.get(kind)
-        if handler is None:
-            continue
-        try:
-            handler(code, payload, now)
-        except Exception:  # one robot's bad message must not stop the others
-            log.exception("gateway: handling %s from %s failed", kind, code)
+        if kind == "status":
+            try:
+                apply_status(code, payload, now)
+            except Exception:  # one robot's bad message must not stop the others
+                log.exception("gateway: handling a status from %s failed", code)
+    for kind, apply in (("acks", apply_acks), ("events", apply_events)):
+        items = [(code, payload) for code, k, payload in batch if k == kind]
+        if items:
+            try:
+                apply(items, now)
+            except Exception:
+                log.exception("gateway: applying %d %s failed", len(items), kind)
 
 
-def apply_ack(code: str, payload: bytes, now: datetime) -> Command | None:
+def apply_ack(code: str, payload: bytes, now: datetime) -> None:
     """A robot's ack: move its command on; a done ``present`` becomes the robot's screen."""
-    try:
-        ack = protocol.Ack.from_json(payload)
-    except BadInput as exc:
-        log.warning("robot %s sent a bad ack: %s", code, exc)
-        return None
-    with transaction.atomic():
-        command = (
-            Command.objects.select_for_update()
-            .filter(cmd_id=ack.cmd_id, robot__code=code)
-            .select_related("robot")
-            .first()
-        )
+    apply_acks([(code, payload)], now)
+
+
+@dataclass
+class _Acked:
+    """A command's standing after the acks of one batch."""
+
+    pk: int
+    cmd: str
+    args: dict[str, Any]
+    robot_id: int
+    state: str
+    detail: str = ""
+    changed: bool = False
+
+
+def apply_acks(acks: list[tuple[str, bytes]], now: datetime) -> None:
+    """Robots' acks, in arrival order, in a few statements for the whole batch.
+
+    A command moves on until it is done, failed or expired (an ack after that
+    changes nothing: QoS 1 redelivers); a ``present``'s ``done`` becomes the
+    robot's screen unless the robot already reported a newer one.
+    """
+    parsed: list[tuple[str, protocol.Ack]] = []
+    for code, payload in acks:
+        try:
+            parsed.append((code, protocol.Ack.from_json(payload)))
+        except BadInput as exc:
+            log.warning("robot %s sent a bad ack: %s", code, exc)
+    if not parsed:
+        return
+    rows = Command.objects.filter(cmd_id__in={ack.cmd_id for _, ack in parsed}).values_list(
+        "cmd_id", "pk", "cmd", "args", "robot_id", "robot__code", "state"
+    )
+    known = {
+        (cmd_id, code): _Acked(pk, cmd, args, robot_id, state)
+        for cmd_id, pk, cmd, args, robot_id, code, state in rows
+        if robot_id is not None
+    }
+    screens: dict[int, dict[str, Any]] = {}
+    for code, ack in parsed:
+        command = known.get((ack.cmd_id, code))
         if command is None:
             log.info("robot %s acked unknown command %s", code, ack.cmd_id)
-            return None
+            continue
         if command.state not in TERMINAL:
-            command.state = ack.status
-            command.acked_at = now
-            command.detail = (ack.detail or "")[:500]
-            command.save(update_fields=["state", "acked_at", "detail"])
-        if ack.status == "done" and command.cmd == "present" and command.robot is not None:
-            _remember_screen(command.robot, command, ack)
-        return command
+            command.state, command.detail, command.changed = ack.status, ack.detail or "", True
+        if ack.status == "done" and command.cmd == "present":
+            screen = _screen(command, ack)
+            held = screens.get(command.robot_id)
+            if held is None or screen["since"] >= held["since"]:
+                screens[command.robot_id] = screen
+    groups: dict[tuple[str, str], list[int]] = {}
+    for command in known.values():
+        if command.changed:
+            groups.setdefault((command.state, command.detail[:500]), []).append(command.pk)
+    with transaction.atomic():
+        for (state, detail), pks in groups.items():
+            Command.objects.filter(pk__in=pks).exclude(state__in=TERMINAL).update(
+                state=state, acked_at=now, detail=detail
+            )
+        if screens:
+            _remember_screens(screens)
 
 
-def _remember_screen(robot: Robot, command: Command, ack: protocol.Ack) -> None:
+def _screen(command: _Acked, ack: protocol.Ack) -> dict[str, Any]:
+    """What the robot shows after a ``present``: its own report, else what it was told."""
     screen = ack.screen
-    values: dict[str, Any]
     if screen is not None and screen.display is not None:
-        values = {
+        return {
             "voice": screen.voice or "",
             "display": screen.display.to_dict(),
             "light": screen.light or "",
             "since": screen.since or ack.ts,
-            "cmd_id": command.cmd_id,
+            "cmd_id": ack.cmd_id,
         }
-    else:
-        values = {
-            "voice": command.args.get("voice", ""),
-            "display": command.args.get("display", {}),
-            "light": command.args.get("light", ""),
-            "since": ack.ts,
-            "cmd_id": command.cmd_id,
-        }
-    current = RobotScreen.objects.filter(robot=robot).first()
-    if current is not None and current.since and values["since"] < current.since:
-        return  # an older prompt's late ack does not overwrite a newer screen
-    RobotScreen.objects.update_or_create(robot=robot, defaults=values)
+    return {
+        "voice": command.args.get("voice", ""),
+        "display": command.args.get("display", {}),
+        "light": command.args.get("light", ""),
+        "since": ack.ts,
+        "cmd_id": ack.cmd_id,
+    }
+
+
+def _remember_screens(screens: dict[int, dict[str, Any]]) -> None:
+    """Store each robot's newest screen; an older prompt's late ack overwrites nothing."""
+    current = dict(
+        RobotScreen.objects.filter(robot_id__in=list(screens)).values_list("robot_id", "since")
+    )
+    fresh = [
+        RobotScreen(robot_id=robot_id, **values)
+        for robot_id, values in screens.items()
+        if current.get(robot_id) is None or values["since"] >= current[robot_id]
+    ]
+    if fresh:
+        RobotScreen.objects.bulk_create(
+            fresh,
+            update_conflicts=True,
+            unique_fields=["robot"],
+            update_fields=["voice", "display", "light", "since", "cmd_id"],
+        )
 
 
 def apply_status(code: str, payload: bytes, now: datetime) -> None:
@@ -173,6 +231,42 @@ def apply_status(code: str, payload: bytes, now: datetime) -> None:
     Robot.objects.filter(code=code).update(online=state == protocol.ONLINE, last_seen_at=now)
 
 
+ACTING_EVENTS = frozenset({"loop", "qr_scanned"})
+"""Events that change a waiting visit; the others are only recorded."""
+
+
+def apply_events(events: list[tuple[str, bytes]], now: datetime) -> None:
+    """Robots' events, once per event id: recorded in bulk; the acting ones one by one."""
+    parsed: list[tuple[str, protocol.Event]] = []
+    for code, payload in events:
+        try:
+            parsed.append((code, protocol.Event.from_json(payload)))
+        except BadInput as exc:
+            log.warning("robot %s sent a bad event: %s", code, exc)
+    robots = dict(
+        Robot.objects.filter(code__in={code for code, _ in parsed}).values_list("code", "pk")
+    )
+    plain = [
+        RobotEvent(
+            robot_id=robots[code],
+            event_id=event.event_id,
+            type=event.type,
+            ts=event.ts,
+            data=event.data.to_dict(),
+            received_at=now,
+        )
+        for code, event in parsed
+        if code in robots and event.type not in ACTING_EVENTS
+    ]
+    if plain:
+        RobotEvent.objects.bulk_create(plain, ignore_conflicts=True)  # redeliveries: once
+    if robots:
+        Robot.objects.filter(pk__in=list(robots.values())).update(online=True, last_seen_at=now)
+    for code, event in parsed:
+        if code in robots and event.type in ACTING_EVENTS:
+            _act_on(code, event, now)
+
+
 def apply_event(code: str, payload: bytes, now: datetime) -> RobotEvent | None:
     """A robot's event, once per event id; the loop detector and QR scans end waiting visits."""
     try:
@@ -180,6 +274,12 @@ def apply_event(code: str, payload: bytes, now: datetime) -> RobotEvent | None:
     except BadInput as exc:
         log.warning("robot %s sent a bad event: %s", code, exc)
         return None
+    if not Robot.objects.filter(code=code).update(online=True, last_seen_at=now):
+        return None
+    return _act_on(code, event, now)
+
+
+def _act_on(code: str, event: protocol.Event, now: datetime) -> RobotEvent | None:
     robot = Robot.objects.filter(code=code).first()
     if robot is None:
         return None
@@ -195,8 +295,7 @@ def apply_event(code: str, payload: bytes, now: datetime) -> RobotEvent | None:
             )
     except IntegrityError:
         return None  # a redelivery
-    Robot.objects.filter(pk=robot.pk).update(online=True, last_seen_at=now)
-    if robot.gate_id is not None:
+    if robot.gate_id is not None and event.type in ACTING_EVENTS:
         visit = waiting_at(robot.gate_id)
         if visit is not None and visit.arrived_at <= event.ts:
             if event.type == "loop" and not record.data.get("present", True):

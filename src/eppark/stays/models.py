@@ -160,7 +160,15 @@ class GateVisit(models.Model):
         verbose_name = _("gate visit")
         verbose_name_plural = _("gate visits")
         ordering = ["-arrived_at"]
-        indexes = [models.Index(fields=["resolved_at", "arrived_at"], name="visit_waiting")]
+        indexes = [
+            models.Index(fields=["resolved_at", "arrived_at"], name="visit_waiting"),
+            # the gate loop's "a new car ends the waiting one": only unresolved visits
+            models.Index(
+                fields=["gate"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="visit_unresolved_by_gate",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.plate or _('unplated')} @ {self.gate} ({self.scenario})"
