@@ -401,9 +401,12 @@ def cpu_seconds() -> dict[str, float]:
     postgres = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, IndexError):
                 if (entry / "comm").read_text().strip() == "postgres":
                     postgres += used(int(entry.name))
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if "server" in ROLES and int(stat[1]) == ROLES["server"]:  # a web worker
+                    out["server"] += used(int(entry.name))
     out["postgresql"] = postgres
     return out
 
@@ -539,12 +542,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--steps", default="10,20,30,40,60,80,100,150,200,300,400,500")
     parser.add_argument("--outage", type=float, default=0, help="also run the fault test")
+    parser.add_argument("--workers", type=int, default=1, help="eppark serve --workers")
     args = parser.parse_args()
     run(
         args.seconds,
         [int(s) for s in args.steps.split(",")],
         args.outage,
         emit=lambda row: print(json.dumps(row, ensure_ascii=False), flush=True),
+        workers=args.workers,
     )
     return 0
 
@@ -554,6 +559,7 @@ def run(
     steps: list[int] | None = None,
     outage_s: float = 0,
     emit: Any = None,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
     """Set everything up, measure, tear down."""
     passwords = set_up_database()
@@ -561,8 +567,16 @@ def run(
     mqtt.configure()
     mqtt.start()
     http_port = free_port()
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "eppark", "gateway"],
+        env=_env({"MQTT_URL": f"mqtt://127.0.0.1:{mqtt.port}"}),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    serve = ["serve", "--port", str(http_port), "--workers", str(workers), "--no-gateway"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "eppark", "serve", "--port", str(http_port)],
+        [sys.executable, "-m", "eppark", *serve],
         env=_env({"MQTT_URL": f"mqtt://127.0.0.1:{mqtt.port}"}),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -570,7 +584,7 @@ def run(
     )
     robots = start_robots(mqtt)
     broker = mqtt.process.pid if mqtt.process else 0
-    ROLES.update(server=server.pid, robots=robots.pid, broker=broker)
+    ROLES.update(server=server.pid, gateway=gateway.pid, robots=robots.pid, broker=broker)
     try:
         wait_port(http_port)
         rows = asyncio.run(
@@ -588,6 +602,7 @@ def run(
         return rows
     finally:
         robots.kill()
+        gateway.terminate()
         server.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(10)

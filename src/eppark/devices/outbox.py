@@ -13,6 +13,7 @@ the gateway's poll delivers whatever a hand-off missed.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -175,19 +176,40 @@ def stage(
     )
     pk = int(cursor.fetchone()[0])
     if payload is not None and robot_code is not None:
+        item = Outgoing(
+            pk,
+            protocol.topic(robot_code, "commands"),
+            payload,
+            expires_at,
+            robot_code if cmd == "present" else None,
+        )
         if _listeners:
-            _Pending.add(
-                Outgoing(
-                    pk,
-                    protocol.topic(robot_code, "commands"),
-                    payload,
-                    expires_at,
-                    robot_code if cmd == "present" else None,
-                )
-            )
+            _Pending.add(item)
         elif connection.vendor == "postgresql":
-            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")  # delivered at commit, to other processes
+            # delivered at commit to the gateway process, which publishes it straight away
+            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, notice(item)])
     return pk
+
+
+NOTICE_MAX = 7900
+"""PostgreSQL's NOTIFY payload limit is 8000 bytes; a longer command goes by the poll."""
+
+
+def notice(item: Outgoing) -> str:
+    """A command as a NOTIFY payload ("" when too long: the gateway then polls the outbox)."""
+    text = json.dumps(
+        [item.pk, item.topic, item.payload, item.expires_at.isoformat(), item.present_to],
+        ensure_ascii=False,
+    )
+    return text if len(text.encode()) <= NOTICE_MAX else ""
+
+
+def from_notice(text: str) -> Outgoing | None:
+    """The command a NOTIFY payload carries; None for a bare wake-up (poll the outbox)."""
+    if not text:
+        return None
+    pk, topic, payload, expires_at, present_to = json.loads(text)
+    return Outgoing(int(pk), topic, payload, datetime.fromisoformat(expires_at), present_to)
 
 
 def enqueue(

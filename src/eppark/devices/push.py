@@ -19,6 +19,7 @@ from django.utils import timezone
 from eppark.devices import outbox
 from eppark.devices.lpr import ADAPTERS, BadPayload, Heartbeat, HttpPush
 from eppark.devices.lpr.events import Reply, json_reply
+from eppark.devices.models import Channel
 from eppark.devices.registry import CameraConfig, camera_for, due_online_mark
 from eppark.rawsql import ts
 from eppark.stays import gate_loop
@@ -60,15 +61,20 @@ def receive(
     now = timezone.now()
     _mark_online(camera, now)
     opens = False
+    # a later open (an agent, a payment) waits for this camera's next reply only where
+    # the gate opens through the reply (Vzenith comet, HXZX next push)
+    collects = adapter.opens_by_reply and (
+        camera.gate is None or gate_loop.channel_for(camera.gate, camera) == Channel.CAMERA_REPLY
+    )
     if isinstance(event, Heartbeat):
-        if adapter.opens_by_reply:  # comet: a queued open rides on the heartbeat reply
+        if collects:
             opens = outbox.take_reply_open(camera.pk, now)
     else:
         if camera.gate is None:
             return error(409, "this camera is not linked to a gate yet")
         outcome = gate_loop.handle_plate_read(camera, event, now)
         opens = outcome.open
-        if not opens and adapter.opens_by_reply and not event.offline:
+        if not opens and collects and not event.offline:
             opens = outbox.take_reply_open(camera.pk, now)
     return adapter.reply(event, open=opens)
 

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RECENT_S = 1.5
 """A command published this recently is not published again (hand-off and poll may meet)."""
+REPORT_GATHER_S = 0.05
+"""Robots' reports and first-send records gather this long into one batch of statements."""
 
 
 class _DatabaseThread:
@@ -96,6 +98,8 @@ class Gateway:
         self._poll_now = True
         self._fresh: list[outbox.Outgoing] = []
         self._recent: dict[int, float] = {}  # pk → when published, not to publish twice
+        self._to_mark: list[int] = []
+        self._marking: asyncio.Task[None] | None = None
         self._db = _DatabaseThread()  # the dispatcher's: never waits behind robots' reports
         self._db_reports = _DatabaseThread()
         self._inbox: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
@@ -180,10 +184,15 @@ class Gateway:
             self._inbox.put_nowait((code, kind, bytes(payload)))
 
     async def _apply_forever(self) -> None:
-        """Apply what robots reported, in batches: one worker-thread call for all that waits."""
+        """Apply what robots reported, in batches: one worker-thread call for all that waits.
+
+        After the first report a batch gathers for ``REPORT_GATHER_S``: a few statements
+        then cover dozens of acks and events (the console's mirror lags by that much).
+        """
         while True:
             batch = [await self._inbox.get()]
-            while not self._inbox.empty() and len(batch) < 500:
+            await asyncio.sleep(REPORT_GATHER_S)
+            while not self._inbox.empty() and len(batch) < 1000:
                 batch.append(self._inbox.get_nowait())
             try:
                 await self._db_reports(store.apply_reports, batch, self.clock())
@@ -229,7 +238,19 @@ class Gateway:
         ]
         sent = await self._publish(client, live)
         if sent:
-            await self._db(store.mark_first_sent, sent, now)
+            self._to_mark.extend(sent)
+            if self._marking is None or self._marking.done():
+                self._marking = asyncio.create_task(self._mark_first_sent())
+
+    async def _mark_first_sent(self) -> None:
+        """Record first sends in batches (the publish does not wait for it)."""
+        await asyncio.sleep(REPORT_GATHER_S)
+        while self._to_mark:
+            pks, self._to_mark = self._to_mark, []
+            try:
+                await self._db(store.mark_first_sent, pks, self.clock())
+            except Exception:  # unmarked commands are re-sent later: robots drop duplicates
+                log.exception("gateway: recording %d sends failed", len(pks))
 
     async def _publish(self, client: aiomqtt.Client, items: list[outbox.Outgoing]) -> list[int]:
         """Publish all at once (QoS 1, acknowledged by the broker); the ids that went out.
@@ -298,9 +319,12 @@ class Gateway:
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
-                    async for _notice in conn.notifies():
-                        self._poll_now = True
-                        self._wake.set()
+                    async for notice in conn.notifies():
+                        try:
+                            item = outbox.from_notice(notice.payload)
+                        except (ValueError, TypeError, KeyError):
+                            item = None
+                        self._take([item] if item is not None else [])
             except Exception as error:
                 log.warning("gateway: NOTIFY listener down (%s)", error)
                 await asyncio.sleep(1.0)

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -50,18 +51,24 @@ async def async_serve(
     *,
     extra: Sequence[Callable[[], Awaitable[Any]]] = (),
     ready: Callable[[], None] | None = None,
+    sock: socket.socket | None = None,
+    gateway: bool = True,
 ) -> None:
-    """Serve HTTP, run the gateway (and the embedded broker), plus ``extra`` tasks."""
+    """Serve HTTP, run the gateway (and the embedded broker), plus ``extra`` tasks.
+
+    ``sock``: an already bound listening socket (shared by several worker
+    processes); ``gateway=False`` for a web-only worker, whose commands reach
+    the gateway process through PostgreSQL ``NOTIFY``.
+    """
     import uvicorn
 
     url = mqtt_url()
     broker: EmbeddedBroker | None = None
-    if not os.environ.get("MQTT_URL"):
+    if gateway and not os.environ.get("MQTT_URL"):
         address = protocol.parse_mqtt_url(url)
         broker = EmbeddedBroker(address.host, address.port, check_password=check_mqtt_password)
         await broker.start()
         log.warning("embedded MQTT broker on %s", broker.url)
-    gateway = Gateway(url, password=gateway_password())
     config = uvicorn.Config(
         "eppark.asgi:application",
         host=host,
@@ -71,18 +78,49 @@ async def async_serve(
         access_log=False,
     )
     server = uvicorn.Server(config)
-    tasks = [asyncio.create_task(gateway.run(), name="gateway")]
+    tasks = []
+    if gateway:
+        service = Gateway(url, password=gateway_password())
+        tasks.append(asyncio.create_task(service.run(), name="gateway"))
     if ready is not None:
         tasks.append(asyncio.create_task(_when_started(server, ready)))
     tasks += [asyncio.create_task(_after_started(server, task)) for task in extra]
     try:
-        await server.serve()  # returns on SIGINT/SIGTERM, after open requests finish
+        # returns on SIGINT/SIGTERM, after open requests finish
+        await server.serve(sockets=[sock] if sock is not None else None)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if broker is not None:
             await broker.stop()
+
+
+async def async_gateway() -> None:
+    """Run only the gateway (and the embedded broker when ``MQTT_URL`` is unset)."""
+    url = mqtt_url()
+    broker: EmbeddedBroker | None = None
+    if not os.environ.get("MQTT_URL"):
+        address = protocol.parse_mqtt_url(url)
+        broker = EmbeddedBroker(address.host, address.port, check_password=check_mqtt_password)
+        await broker.start()
+        log.warning("embedded MQTT broker on %s", broker.url)
+    try:
+        await Gateway(url, password=gateway_password()).run()
+    finally:
+        if broker is not None:
+            await broker.stop()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket that worker processes can share (inherited by file descriptor)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 async def _when_started(server: Any, ready: Callable[[], None]) -> None:
