@@ -2,18 +2,22 @@
 
 Sets up its own PostgreSQL database (``eppark_bench``) with one lot of 20 gate
 pairs (Vzenith cameras, robots), starts a real Mosquitto with the robot ACL on
-a free port, runs ``eppark serve`` (web + gateway) against them, and every
-robot simulated by ``eppark sim robot`` in a process of its own (it acks each
-command, as a real robot does). A load generator posts real Vzenith pushes
-over keep-alive HTTP at a fixed (open-loop) rate, spread over the gates: new
-cars at entries, cars inside at exits. A listener subscribed as the gateway
-user sees each robot command arrive on the broker.
+a free port, and runs the production layout against them: ``eppark serve
+--no-gateway`` (web, ``--workers`` processes) and ``eppark gateway`` (MQTT
+and the outbox), plus every robot simulated by ``eppark sim robot`` in a
+process of its own (it acks each command and reports what it showed, as a
+real robot does). A load generator posts real Vzenith pushes over keep-alive
+HTTP at a fixed (open-loop) rate, spread over the gates: new cars at entries,
+cars inside at exits. A listener subscribed as the gateway user notes when
+each command first appears on the broker; after each run the commands are
+matched to their reads through the database (command → visit → plate).
 
-Figures: reply latency and push→command-on-wire latency, p50/p99, at
-100 events/s; then the rate is raised step by step to find the highest rate
-sustained (≥ 98 % of the offered rate answered, reply p99 ≤ 250 ms). The
-named baseline is the camera *heartbeat* on the same server and connections:
-parse + one UPDATE, the floor of the HTTP stack.
+Figures: reply latency and push→``present``-on-the-wire latency, p50/p99, at
+100 reads/s (three runs, each shown, and pooled), with the CPU each process
+spent per read; then the rate is raised step by step to find the highest
+rate sustained (≥ 98 % of the offered rate answered, reply p99 ≤ 250 ms).
+The named baseline is the camera *heartbeat* on the same server and
+connections: parse + at most one UPDATE, the floor of the HTTP stack.
 
 Also the fault figures: the broker is stopped for ``--outage`` seconds (60 by
 default with ``python -m bench.gate_loop --outage 60``) in the middle of
@@ -48,6 +52,8 @@ PG = os.environ.get("EPPARK_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "eppark_bench"
 GATES = 20
 GATEWAY_PASSWORD = "bench-gateway"
+REPEATS = 3
+"""The 100/s phase is run this many times; each run and all runs pooled are reported."""
 
 
 def free_port() -> int:
@@ -428,15 +434,22 @@ async def measure(
     listener = asyncio.create_task(load.listen(ready))
     await asyncio.wait_for(ready.wait(), 10)
     await load.run(50, 2)  # warm-up: connections, caches
-    before = cpu_seconds()
-    samples = await load.run(100, seconds)
-    rows = [
-        {
-            **summarise(samples, 100, seconds, "plate read, 100/s"),
-            **cpu_per_read(before, cpu_seconds(), len(samples)),
-        }
-    ]
-    await asyncio.sleep(5)  # drain what the 100/s run queued
+    rows = []
+    pooled: list[Sample] = []
+    for run_no in range(1, REPEATS + 1):  # this machine is noisy: every run is shown
+        before = cpu_seconds()
+        samples = await load.run(100, seconds)
+        pooled += samples
+        rows.append(
+            {
+                **summarise(samples, 100, seconds, f"plate read, 100/s (run {run_no})"),
+                **cpu_per_read(before, cpu_seconds(), len(samples)),
+            }
+        )
+        await asyncio.sleep(3)  # drain what the run queued
+    rows.append(
+        summarise(pooled, 100, seconds * REPEATS, f"plate read, 100/s ({REPEATS} runs pooled)")
+    )
     rows.append(
         summarise(
             await load.run(100, seconds, heartbeat=True), 100, seconds, "baseline: heartbeat, 100/s"
@@ -540,7 +553,7 @@ def main() -> int:
     """Run the bench; print the table (and JSON rows with --json)."""
     parser = argparse.ArgumentParser(prog="python -m bench.gate_loop")
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--steps", default="10,20,30,40,60,80,100,150,200,300,400,500")
+    parser.add_argument("--steps", default="100,150,200,250,300,400,500")
     parser.add_argument("--outage", type=float, default=0, help="also run the fault test")
     parser.add_argument("--workers", type=int, default=1, help="eppark serve --workers")
     args = parser.parse_args()
@@ -588,7 +601,7 @@ def run(
     try:
         wait_port(http_port)
         rows = asyncio.run(
-            measure(http_port, mqtt.port, seconds, steps or [10, 20, 30, 40, 60, 80, 100, 150, 200])
+            measure(http_port, mqtt.port, seconds, steps or [100, 150, 200, 250, 300, 400, 500])
         )
         for row in rows:
             if emit:
