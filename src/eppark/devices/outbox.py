@@ -13,6 +13,7 @@ the gateway's poll delivers whatever a hand-off missed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -99,28 +100,6 @@ _SUPERSEDE_PRESENT = (
 )
 
 
-class _Pending:
-    """The MQTT commands staged in the current transaction, handed off at its commit."""
-
-    key = "_eppark_outbox_pending"
-
-    @classmethod
-    def add(cls, item: Outgoing) -> None:
-        pending: list[Outgoing] | None = getattr(connection, cls.key, None)
-        if pending is None:
-            pending = []
-            setattr(connection, cls.key, pending)
-            transaction.on_commit(cls.flush)
-        pending.append(item)
-
-    @classmethod
-    def flush(cls) -> None:
-        pending = getattr(connection, cls.key, None)
-        setattr(connection, cls.key, None)
-        if pending:
-            _hand_off(pending)
-
-
 def stage(
     cursor: Any,
     *,
@@ -184,7 +163,8 @@ def stage(
             robot_code if cmd == "present" else None,
         )
         if _listeners:
-            _Pending.add(item)
+            # per command, so that a rolled-back savepoint drops its own commands only
+            transaction.on_commit(functools.partial(_hand_off, [item]))
         elif connection.vendor == "postgresql":
             # delivered at commit to the gateway process, which publishes it straight away
             cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, notice(item)])

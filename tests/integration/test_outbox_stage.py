@@ -1,0 +1,99 @@
+"""The outbox's single way in: ``stage`` writes the row and hands the command off at commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from eppark.devices import outbox
+from eppark.devices.models import Channel, Command, CommandState, Robot
+from eppark.lots.models import Gate, Lot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def robot() -> Robot:
+    lot = Lot.objects.create(code="caike", name="彩科", capacity=10)
+    gate = Gate.objects.create(lot=lot, code="entry", name="入口", direction="entry")
+    return Robot.objects.create(code="EP-0001", name="入口", lot=lot, gate=gate)
+
+
+@pytest.fixture
+def handed() -> Iterator[list[outbox.Outgoing]]:
+    """What the in-process gateway would be handed."""
+    got: list[outbox.Outgoing] = []
+    listener: Callable[[Sequence[outbox.Outgoing]], None] = got.extend
+    outbox.add_listener(listener)
+    try:
+        yield got
+    finally:
+        outbox.remove_listener(listener)
+
+
+def stage(robot: Robot, cmd: str = "present", **args: Any) -> int:
+    with connection.cursor() as cursor:
+        return outbox.stage(
+            cursor,
+            channel=Channel.MQTT,
+            cmd=cmd,
+            args=args or {"display": {"kind": "face", "face": "smile"}, "light": "green"},
+            now=timezone.now(),
+            ttl=outbox.present_ttl(),
+            robot_id=robot.pk,
+            robot_code=robot.code,
+        )
+
+
+def test_a_command_is_handed_off_only_when_its_transaction_commits(
+    robot: Robot, handed: list[outbox.Outgoing]
+) -> None:
+    with transaction.atomic():
+        pk = stage(robot)
+        assert handed == []  # not before the commit
+    assert [item.pk for item in handed] == [pk]
+    assert handed[0].topic == "ep/robots/EP-0001/commands"
+    assert handed[0].present_to == "EP-0001"
+    assert Command.objects.get(pk=pk).state == CommandState.PENDING
+
+
+def test_a_rolled_back_savepoint_drops_its_command_and_later_ones_still_go(
+    robot: Robot, handed: list[outbox.Outgoing]
+) -> None:
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                stage(robot)
+                raise RuntimeError("the decision failed")
+        except RuntimeError:
+            pass
+        kept = stage(robot, "open", reason="visitor")
+    assert [item.pk for item in handed] == [kept]
+    assert list(Command.objects.values_list("cmd", flat=True)) == ["open"]  # the prompt is gone
+    with transaction.atomic():
+        later = stage(robot)
+    assert [item.pk for item in handed] == [kept, later]
+
+
+def test_a_new_prompt_expires_the_robots_undelivered_one(robot: Robot) -> None:
+    with transaction.atomic():
+        first = stage(robot)
+    with transaction.atomic():
+        second = stage(robot)
+    assert Command.objects.get(pk=first).state == CommandState.EXPIRED
+    assert Command.objects.get(pk=second).state == CommandState.PENDING
+
+
+def test_a_bad_command_is_refused_before_it_is_stored(robot: Robot) -> None:
+    with pytest.raises(Exception, match="light"), transaction.atomic():
+        stage(robot, display={"kind": "face", "face": "smile"}, light="purple")
+    assert not Command.objects.exists()
+
+
+def test_stage_outside_a_transaction_is_refused(robot: Robot) -> None:
+    with pytest.raises(RuntimeError, match="atomic"):
+        stage(robot)
