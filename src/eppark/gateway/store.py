@@ -8,9 +8,10 @@ and ``apply_event``. Every function is idempotent: QoS 1 redelivers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 
@@ -32,6 +33,7 @@ from eppark.stays.congestion import resolve, waiting_at
 from eppark.stays.models import Resolution
 
 log = logging.getLogger(__name__)
+M = TypeVar("M")
 
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(seconds=15)
@@ -115,6 +117,19 @@ def apply_reports(batch: list[tuple[str, str, bytes]], now: datetime) -> None:
                 log.exception("gateway: applying %d %s failed", len(items), kind)
 
 
+def _readable(
+    items: list[tuple[str, bytes]], read: Callable[[bytes], M], what: str
+) -> list[tuple[str, M]]:
+    """The (robot code, message) pairs that read; each one that does not is logged and dropped."""
+    out = []
+    for code, payload in items:
+        try:
+            out.append((code, read(payload)))
+        except BadInput as exc:
+            log.warning("robot %s sent a bad %s: %s", code, what, exc)
+    return out
+
+
 def apply_ack(code: str, payload: bytes, now: datetime) -> None:
     """A robot's ack: move its command on; a done ``present`` becomes the robot's screen."""
     apply_acks([(code, payload)], now)
@@ -140,12 +155,7 @@ def apply_acks(acks: list[tuple[str, bytes]], now: datetime) -> None:
     changes nothing: QoS 1 redelivers); a ``present``'s ``done`` becomes the
     robot's screen unless the robot already reported a newer one.
     """
-    parsed: list[tuple[str, protocol.Ack]] = []
-    for code, payload in acks:
-        try:
-            parsed.append((code, protocol.Ack.from_json(payload)))
-        except BadInput as exc:
-            log.warning("robot %s sent a bad ack: %s", code, exc)
+    parsed = _readable(acks, protocol.Ack.from_json, "ack")
     if not parsed:
         return
     rows = Command.objects.filter(cmd_id__in={ack.cmd_id for _, ack in parsed}).values_list(
@@ -237,12 +247,7 @@ ACTING_EVENTS = frozenset({"loop", "qr_scanned"})
 
 def apply_events(events: list[tuple[str, bytes]], now: datetime) -> None:
     """Robots' events, once per event id: recorded in bulk; the acting ones one by one."""
-    parsed: list[tuple[str, protocol.Event]] = []
-    for code, payload in events:
-        try:
-            parsed.append((code, protocol.Event.from_json(payload)))
-        except BadInput as exc:
-            log.warning("robot %s sent a bad event: %s", code, exc)
+    parsed = _readable(events, protocol.Event.from_json, "event")
     robots = dict(
         Robot.objects.filter(code__in={code for code, _ in parsed}).values_list("code", "pk")
     )
