@@ -36,6 +36,12 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PREFIX = "/devices/lpr/"
+
+
+class _HungUp(Exception):
+    """The client disconnected before its request body was complete."""
+
+
 _PATH = re.compile(
     r"^/devices/lpr/(?P<vendor>[^/]+)/(?P<key>[^/]+)"
     r"(?:/(?P<tail>NotificationInfo/(?:TollgateInfo|KeepAlive))/?)?$"
@@ -53,7 +59,6 @@ class DeviceIngress:
     def __init__(self, app: App, workers: int | None = None) -> None:
         self.app = app
         self.executor = ThreadPoolExecutor(workers or threads(), thread_name_prefix="ingress")
-        self.limit = int(getattr(settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 1024))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
@@ -67,7 +72,10 @@ class DeviceIngress:
         if scope["method"] != "POST":
             await _send(send, push.error(405, "only POST"), [(b"allow", b"POST")])
             return
-        body = await self._body(receive)
+        try:
+            body = await self._body(receive)
+        except _HungUp:
+            return  # the camera hung up mid-upload: a partial push is never acted on
         if body is None:
             await _send(send, push.error(413, "payload too large"))
             return
@@ -91,16 +99,17 @@ class DeviceIngress:
         await _send(send, reply)
 
     async def _body(self, receive: Receive) -> bytes | None:
-        """The request body, or None when it exceeds the upload limit."""
+        """The request body, or None when it exceeds the upload limit; _HungUp if cut off."""
+        limit = int(getattr(settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 1024))
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise _HungUp
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
+            if size > limit:
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):

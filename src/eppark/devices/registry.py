@@ -56,6 +56,7 @@ ONLINE_REFRESH_S = 10.0
 _lock = threading.Lock()
 _cache: dict[tuple[str, str], tuple[float, CameraConfig | None]] = {}
 _online_marks: dict[int, float] = {}
+_generation = 0  # bumped by every change: a snapshot loaded across a change is not kept
 
 
 def ttl() -> float:
@@ -69,9 +70,11 @@ def camera_for(vendor: str, key: str) -> CameraConfig | None:
     entry = _cache.get((vendor, key))
     if entry is not None and entry[0] > now:
         return entry[1]
+    generation = _generation
     config = _load(vendor, key)
     with _lock:
-        _cache[(vendor, key)] = (now + ttl(), config)
+        if generation == _generation:  # nothing changed while it loaded: safe to keep
+            _cache[(vendor, key)] = (now + ttl(), config)
     return config
 
 
@@ -87,7 +90,9 @@ def due_online_mark(camera_pk: int) -> bool:
 
 def forget(*_args: Any, **_kwargs: Any) -> None:
     """Drop every snapshot (a camera, gate, lot or robot changed)."""
+    global _generation
     with _lock:
+        _generation += 1
         _cache.clear()
         _online_marks.clear()
 
