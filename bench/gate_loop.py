@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -320,8 +320,6 @@ class Load:
         if heartbeat:
             push = build_heartbeat("vzenith", serial)
         else:
-            from datetime import datetime
-
             push = build_push(
                 "vzenith",
                 serial,
@@ -490,6 +488,7 @@ async def outage(http_port: int, mqtt: Mosquitto, seconds: float) -> dict[str, A
     await asyncio.sleep(3)
     load = Load(http_port, mqtt.port)
     before = time.perf_counter()
+    since = datetime.now(UTC)
     traffic = asyncio.create_task(load.run(20, seconds + 20))
     await asyncio.sleep(10)
     mqtt.stop()
@@ -500,11 +499,13 @@ async def outage(http_port: int, mqtt: Mosquitto, seconds: float) -> dict[str, A
     for task in running:
         task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
-    counts = json.loads(eppark("shell", "-c", COUNT).strip().splitlines()[-1])
+    counts = outage_counts(since)
+    ran = {cmd_id: at for robot in robots for cmd_id, at in robot.opened}
     return {
         "bench": "gate_loop",
         "case": f"broker stopped {seconds:.0f} s mid-traffic",
         "robot opens run": sum(robot.opens for robot in robots),
+        "opens run after their expiry": late_opens(ran),
         "reads sent": len(samples),
         "reads answered 200": sum(1 for s in samples if s.status == 200),
         **counts,
@@ -512,17 +513,29 @@ async def outage(http_port: int, mqtt: Mosquitto, seconds: float) -> dict[str, A
     }
 
 
-COUNT = """
-import json
-from django.db.models import Count, F
-from eppark.devices.models import Command
-from eppark.stays.models import GateVisit
-by = {f"{c['cmd']} {c['state']}": c['n'] for c in
-      Command.objects.values('cmd', 'state').annotate(n=Count('pk')).order_by('cmd', 'state')}
-late = Command.objects.filter(cmd='open', state='done', acked_at__gt=F('expires_at')).count()
-print(json.dumps({"visits recorded": GateVisit.objects.count(), **by,
-                  "opens done after their expiry": late}))
-"""
+def late_opens(ran: dict[str, Any]) -> int:
+    """Opens a robot carried out after the command's expiry (by the robot's clock): must be 0."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{DB_NAME}") as conn:
+        rows = conn.execute(
+            "SELECT cmd_id, expires_at FROM devices_command WHERE cmd_id = ANY(%s)", [list(ran)]
+        ).fetchall()
+    return sum(1 for cmd_id, expires_at in rows if ran[cmd_id] > expires_at)
+
+
+def outage_counts(since: Any) -> dict[str, int]:
+    """Visits recorded since ``since``, and every command by kind and final state."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{DB_NAME}") as conn:
+        visits = conn.execute(
+            "SELECT count(*) FROM stays_gatevisit WHERE arrived_at >= %s", [since]
+        ).fetchone()
+        by = conn.execute(
+            "SELECT cmd, state, count(*) FROM devices_command GROUP BY cmd, state ORDER BY 1, 2"
+        ).fetchall()
+    return {"visits recorded": visits[0] if visits else 0} | {f"{c} {st}": n for c, st, n in by}
 
 
 def start_robots(mqtt: Mosquitto) -> subprocess.Popen[bytes]:

@@ -311,3 +311,30 @@ def test_an_older_prompts_late_done_keeps_the_newer_screen() -> None:
     store.apply_acks([older_done], now + timedelta(seconds=3))
     assert _screen(robot) == (PAY["voice"], PAY["display"], PAY["light"], newer.cmd_id)
     assert RobotScreen.objects.get(robot=robot).since == now + timedelta(milliseconds=1500)
+
+
+@pytest.mark.django_db
+def test_an_open_the_server_gave_up_on_is_recorded_done_when_the_robot_says_it_ran() -> None:
+    robot = _robot()
+    now = _now()
+    command = outbox.open_by_robot(robot, now, reason="visitor")
+    store.mark_first_sent([command.pk], now)
+    # the broker went away before the ack came back: past its time-to-live, the server
+    # marks the open expired
+    store.expire_overdue(now + outbox.open_ttl() + timedelta(seconds=1))
+    command.refresh_from_db()
+    assert command.state == CommandState.EXPIRED
+
+    # a late "accepted" changes nothing; the robot's "done" (it ran in time, by its own
+    # clock) is what happened at the gate, and the record says so
+    store.apply_acks([_ack(command, "accepted", now)], now + timedelta(seconds=20))
+    command.refresh_from_db()
+    assert command.state == CommandState.EXPIRED
+    store.apply_acks([_ack(command, "done", now)], now + timedelta(seconds=21))
+    command.refresh_from_db()
+    assert command.state == CommandState.DONE
+
+    # and once done, nothing an ack says changes it
+    store.apply_acks([_ack(command, "failed", now)], now + timedelta(seconds=22))
+    command.refresh_from_db()
+    assert command.state == CommandState.DONE

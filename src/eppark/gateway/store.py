@@ -38,6 +38,9 @@ M = TypeVar("M")
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(seconds=15)
 TERMINAL = (CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED)
+SETTLED = (CommandState.DONE, CommandState.FAILED)
+"""What a robot's ack never changes. ``expired`` is the server giving up on hearing back;
+a robot that ran the command in time (by its own clock) and says so is believed."""
 
 
 @dataclass(frozen=True)
@@ -151,9 +154,12 @@ class _Acked:
 def apply_acks(acks: list[tuple[str, bytes]], now: datetime) -> None:
     """Robots' acks, in arrival order, in a few statements for the whole batch.
 
-    A command moves on until it is done, failed or expired (an ack after that
-    changes nothing: QoS 1 redelivers); a ``present``'s ``done`` becomes the
-    robot's screen unless the robot already reported a newer one.
+    A command moves on until it is done or failed (an ack after that changes
+    nothing: QoS 1 redelivers). One the server had marked expired (no ack in
+    time, e.g. across a broker outage) becomes done or failed when the robot
+    says it ran it: the robot checked the time-to-live by its own clock, and the
+    record must show what happened at the gate. A ``present``'s ``done`` becomes
+    the robot's screen unless the robot already reported a newer one.
     """
     parsed = _readable(acks, protocol.Ack.from_json, "ack")
     if not parsed:
@@ -172,7 +178,9 @@ def apply_acks(acks: list[tuple[str, bytes]], now: datetime) -> None:
         if command is None:
             log.info("robot %s acked unknown command %s", code, ack.cmd_id)
             continue
-        if command.state not in TERMINAL:
+        if command.state not in SETTLED and not (
+            command.state == CommandState.EXPIRED and ack.status == "accepted"
+        ):
             command.state, command.detail, command.changed = ack.status, ack.detail or "", True
         if ack.status == "done" and command.cmd == "present":
             screen = _screen(command, ack)
@@ -185,7 +193,7 @@ def apply_acks(acks: list[tuple[str, bytes]], now: datetime) -> None:
             groups.setdefault((command.state, command.detail[:500]), []).append(command.pk)
     with transaction.atomic():
         for (state, detail), pks in groups.items():
-            Command.objects.filter(pk__in=pks).exclude(state__in=TERMINAL).update(
+            Command.objects.filter(pk__in=pks).exclude(state__in=SETTLED).update(
                 state=state, acked_at=now, detail=detail
             )
         if screens:

@@ -124,6 +124,7 @@ class SimRobot:
         self.screen = Screen()
         self.executed: list[Command] = []
         self.opens = 0
+        self.opened: list[tuple[str, datetime]] = []  # (cmd_id, when the relay pulsed)
         self.connections = 0
         self.online = asyncio.Event()
         self._acks: OrderedDict[str, Ack] = OrderedDict()
@@ -282,6 +283,7 @@ class SimRobot:
             return Ack(command.cmd_id, "done", now, screen=self.screen)
         if isinstance(args, Open):
             self.opens += 1
+            self.opened.append((command.cmd_id, now))
             return Ack(command.cmd_id, "done", now)
         if isinstance(args, CaptureId):
             for index in range(1, args.count + 1):
