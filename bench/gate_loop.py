@@ -48,6 +48,8 @@ from typing import Any
 import aiomqtt
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "src") not in sys.path:  # once: a path searched on every import must stay short
+    sys.path.insert(0, str(ROOT / "src"))
 PG = os.environ.get("EPPARK_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "eppark_bench"
 GATES = 20
@@ -153,7 +155,6 @@ class Mosquitto:
 
     def configure(self) -> None:
         """Write the password file, the ACL and the config."""
-        sys.path.insert(0, str(ROOT / "src"))
         from eppark.gateway.broker import mosquitto_acl
 
         passwd = self.folder / "passwd"
@@ -302,7 +303,6 @@ class Load:
 
     async def one(self, gate: int, heartbeat: bool) -> Sample:
         """Send one push (or heartbeat): a new car at an entry, or a car inside at an exit."""
-        sys.path.insert(0, str(ROOT / "src"))
         from eppark.sim.cameras import build_heartbeat, build_push
 
         direction = "entry"
@@ -474,7 +474,6 @@ async def measure(
 
 async def outage(http_port: int, mqtt: Mosquitto, seconds: float) -> dict[str, Any]:
     """Stop the broker mid-traffic for ``seconds``; count what happened to every command."""
-    sys.path.insert(0, str(ROOT / "src"))
     from eppark.sim.robot import SimRobot
 
     eppark(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -97,3 +98,38 @@ def test_a_bad_command_is_refused_before_it_is_stored(robot: Robot) -> None:
 def test_stage_outside_a_transaction_is_refused(robot: Robot) -> None:
     with pytest.raises(RuntimeError, match="atomic"):
         stage(robot)
+
+
+def _locked_elsewhere(pk: int, locked: threading.Event, release: threading.Event) -> None:
+    """Hold a row lock on command ``pk`` from another connection until ``release``."""
+    try:
+        with transaction.atomic():
+            list(Command.objects.select_for_update().filter(pk=pk))
+            locked.set()
+            release.wait(30)
+    finally:
+        connection.close()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
+def test_a_prompt_locked_by_the_gateway_does_not_hold_up_the_next_read(robot: Robot) -> None:
+    from eppark.gateway import store
+
+    with transaction.atomic():
+        first = stage(robot)
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_locked_elsewhere, args=(first, locked, release))
+    holder.start()
+    try:
+        assert locked.wait(30)
+        # the gateway (another connection) holds the first prompt: a new read at this robot
+        # stages its prompt at once instead of queueing behind that lock (a test waiting on
+        # the lock would hang here until the thread let go, 30 s later)
+        with transaction.atomic():
+            second = stage(robot)
+        store.mark_first_sent([first, second], timezone.now())  # skips the locked row
+        states = dict(Command.objects.values_list("pk", "state"))
+        assert states == {first: CommandState.PENDING, second: CommandState.SENT}
+    finally:
+        release.set()
+        holder.join(30)

@@ -98,6 +98,13 @@ _SUPERSEDE_PRESENT = (
     "UPDATE devices_command SET state = %s, detail = 'superseded by a newer prompt'"
     " WHERE robot_id = %s AND cmd = 'present' AND state = %s"
 )
+# PostgreSQL: a prompt the gateway holds locked (being marked sent, or acked) is on its way
+# already; waiting for it would queue every read at this robot behind the gateway's batch.
+_SUPERSEDE_PRESENT_UNLOCKED = (
+    "UPDATE devices_command SET state = %s, detail = 'superseded by a newer prompt'"
+    " WHERE id IN (SELECT id FROM devices_command WHERE robot_id = %s AND cmd = 'present'"
+    " AND state = %s FOR UPDATE SKIP LOCKED)"
+)
 
 
 def stage(
@@ -133,7 +140,10 @@ def stage(
         payload = wire_payload(cmd_id, cmd, now, ttl_ms(now, expires_at), args)
         if cmd == "present":
             cursor.execute(
-                _SUPERSEDE_PRESENT, [CommandState.EXPIRED, robot_id, CommandState.PENDING]
+                _SUPERSEDE_PRESENT_UNLOCKED
+                if connection.vendor == "postgresql"
+                else _SUPERSEDE_PRESENT,
+                [CommandState.EXPIRED, robot_id, CommandState.PENDING],
             )
     stamp = ts(now)
     cursor.execute(
@@ -166,9 +176,20 @@ def stage(
             # per command, so that a rolled-back savepoint drops its own commands only
             transaction.on_commit(functools.partial(_hand_off, [item]))
         elif connection.vendor == "postgresql":
-            # delivered at commit to the gateway process, which publishes it straight away
-            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, notice(item)])
+            # to the gateway process, which publishes it straight away. Sent after the commit,
+            # on its own: a NOTIFY inside the transaction would hold PostgreSQL's one notify
+            # lock through the commit's WAL flush and make every read's commit wait in line.
+            # A crash in between loses only the wake-up; the poll sends the command.
+            transaction.on_commit(functools.partial(_notify, notice(item)))
     return pk
+
+
+def _notify(payload: str) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, payload])
+    except Exception:  # the poll delivers it; a lost wake-up only delays
+        log.warning("outbox NOTIFY failed", exc_info=True)
 
 
 NOTICE_MAX = 7900

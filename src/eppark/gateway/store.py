@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from eppark.devices import outbox
 from eppark.devices.models import (
@@ -86,10 +86,27 @@ def due_commands(now: datetime, limit: int = 200) -> list[Outgoing]:
 
 
 def mark_first_sent(pks: list[int], now: datetime) -> None:
-    """Record the first publish of fresh commands (one statement for a whole hand-off)."""
-    Command.objects.filter(pk__in=pks, state=CommandState.PENDING, attempts=0).update(
-        attempts=1, sent_at=now, next_attempt_at=now + RETRY_BASE, state=CommandState.SENT
-    )
+    """Record the first publish of fresh commands (one statement for a whole hand-off).
+
+    On PostgreSQL rows locked by someone else are skipped, not waited for: an ack being
+    applied to them (which settles them anyway) or a newer prompt superseding them.
+    Waiting would lock rows in another order than the ack batch does, and deadlock.
+    """
+    if not pks:
+        return
+    values = {
+        "attempts": 1,
+        "sent_at": now,
+        "next_attempt_at": now + RETRY_BASE,
+        "state": CommandState.SENT,
+    }
+    fresh = Command.objects.filter(pk__in=pks, state=CommandState.PENDING, attempts=0)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            unlocked = fresh.select_for_update(skip_locked=True).values("pk")
+            Command.objects.filter(pk__in=unlocked).update(**values)
+        else:
+            fresh.update(**values)
 
 
 def mark_sent(pks: list[int], now: datetime) -> None:
