@@ -155,23 +155,13 @@ class Mosquitto:
 
     def configure(self) -> None:
         """Write the password file, the ACL and the config."""
-        from eppark.gateway.broker import mosquitto_acl
+        from eppark.gateway.broker import write_mosquitto_config
 
-        passwd = self.folder / "passwd"
-        users = {**self.passwords, "gateway": GATEWAY_PASSWORD}
-        for index, (user, password) in enumerate(users.items()):
-            create = ["-c"] if index == 0 else []
-            subprocess.run(
-                ["mosquitto_passwd", *create, "-b", str(passwd), user, password],
-                check=True,
-                capture_output=True,
-            )
-        (self.folder / "acl").write_text(mosquitto_acl(), encoding="utf-8")
-        (self.folder / "mosquitto.conf").write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous false\n"
-            f"password_file {passwd}\nacl_file {self.folder / 'acl'}\n"
-            "persistence false\nuser root\nmax_queued_messages 100000\n",
-            encoding="utf-8",
+        write_mosquitto_config(
+            self.folder,
+            self.port,
+            {**self.passwords, "gateway": GATEWAY_PASSWORD},
+            extra=["user root", "max_queued_messages 100000"],
         )
 
     def start(self) -> None:

@@ -1,6 +1,6 @@
 """Brokers under test, each on a free port of its own with per-robot passwords and the robot ACL.
 
-``mosquitto`` runs a real Mosquitto (password file from ``mosquitto_passwd``, ACL from
+``mosquitto`` runs a real Mosquitto (set up by ``write_mosquitto_config``: password file, ACL from
 ``mosquitto_acl()``); ``embedded_broker`` runs ``EmbeddedBroker`` in a thread of its own. Both
 yield a ``TestBroker``: its URL, the users' passwords, and ``stop``/``start``/``restart``.
 Import the fixtures into a test module: ``from tests.integration.mqtt_fixtures import …``.
@@ -21,11 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from eppark.gateway.broker import EmbeddedBroker, mosquitto_acl
+from eppark.gateway.broker import EmbeddedBroker, write_mosquitto_config
 from eppark.gateway.protocol import GATEWAY_USER
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 ROBOTS = {"EP-0001": "secret-0001", "EP-0002": "secret-0002"}
 GATEWAY_PASSWORD = "gateway-secret"
 
@@ -83,25 +82,11 @@ def mosquitto(tmp_path: Path) -> Iterator[TestBroker]:
     if not Path(MOSQUITTO).exists():
         pytest.fail("mosquitto is not installed: run tools/ensure-services")
     port = free_port()
-    passwd = tmp_path / "passwd"
-    for index, (user, password) in enumerate(_users().items()):
-        create = ["-c"] if index == 0 else []
-        subprocess.run(
-            [MOSQUITTO_PASSWD, *create, "-b", str(passwd), user, password],
-            check=True,
-            capture_output=True,
-        )
-    (tmp_path / "acl").write_text(mosquitto_acl(), encoding="utf-8")
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous false\n"
-        f"password_file {passwd}\n"
-        f"acl_file {tmp_path / 'acl'}\n"
-        "persistence false\n"
-        "user root\n"
-        f"log_dest file {tmp_path / 'mosquitto.log'}\n",
-        encoding="utf-8",
+    conf = write_mosquitto_config(
+        tmp_path,
+        port,
+        _users(),
+        extra=["user root", f"log_dest file {tmp_path / 'mosquitto.log'}"],
     )
     process: list[subprocess.Popen[bytes]] = []
 

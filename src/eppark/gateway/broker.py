@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -68,6 +71,43 @@ def mosquitto_acl() -> str:
     lines += [f"pattern write {PREFIX}/%u/{kind}" for kind in ROBOT_PUBLISHES]
     lines += [f"pattern read {PREFIX}/%u/{kind}" for kind in ROBOT_SUBSCRIBES]
     return "\n".join(lines) + "\n"
+
+
+def write_mosquitto_config(
+    folder: Path,
+    port: int,
+    users: Mapping[str, str],
+    *,
+    host: str = "127.0.0.1",
+    extra: Sequence[str] = (),
+) -> Path:
+    """A Mosquitto set-up in ``folder``: password file, the robot ACL and the config; its path.
+
+    ``users`` maps each MQTT user (the gateway, every robot code) to its password;
+    ``mosquitto_passwd`` hashes them. Anonymous clients are refused; nothing persists.
+    """
+    passwd_tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    passwd = folder / "passwd"
+    for index, (user, password) in enumerate(users.items()):
+        create = ["-c"] if index == 0 else []
+        subprocess.run(
+            [passwd_tool, *create, "-b", str(passwd), user, password],
+            check=True,
+            capture_output=True,
+        )
+    acl = folder / "acl"
+    acl.write_text(mosquitto_acl(), encoding="utf-8")
+    config = folder / "mosquitto.conf"
+    lines = [
+        f"listener {port} {host}",
+        "allow_anonymous false",
+        f"password_file {passwd}",
+        f"acl_file {acl}",
+        "persistence false",
+        *extra,
+    ]
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
 
 
 def _client_id_allowed(username: str, client_id: str | None) -> bool:

@@ -683,10 +683,9 @@ class IdPhoto(_Message):
 
 
 @dataclass(frozen=True)
-class ScreenShown(_Message):
-    """The robot now shows what ``cmd_id`` asked for."""
+class _AboutCommand(_Message):
+    """An event whose data names only the ``present`` it is about: ``{"cmd_id"}``."""
 
-    TYPE: ClassVar[str] = "screen_shown"
     cmd_id: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -695,27 +694,23 @@ class ScreenShown(_Message):
 
     @classmethod
     def from_dict(cls, value: Any, path: str = "data") -> Self:
-        """Read screen_shown's data."""
+        """Read the event's data."""
         d = _keys(value, path, ("cmd_id",))
         return cls(cmd_id=_ident(d["cmd_id"], f.join(path, "cmd_id")))
 
 
 @dataclass(frozen=True)
-class VoicePlayed(_Message):
+class ScreenShown(_AboutCommand):
+    """The robot now shows what ``cmd_id`` asked for."""
+
+    TYPE: ClassVar[str] = "screen_shown"
+
+
+@dataclass(frozen=True)
+class VoicePlayed(_AboutCommand):
     """The robot finished saying the voice text of ``cmd_id``."""
 
     TYPE: ClassVar[str] = "voice_played"
-    cmd_id: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The data object."""
-        return {"cmd_id": self.cmd_id}
-
-    @classmethod
-    def from_dict(cls, value: Any, path: str = "data") -> Self:
-        """Read voice_played's data."""
-        d = _keys(value, path, ("cmd_id",))
-        return cls(cmd_id=_ident(d["cmd_id"], f.join(path, "cmd_id")))
 
 
 @dataclass(frozen=True)

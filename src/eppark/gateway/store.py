@@ -1,8 +1,9 @@
 """The gateway's database side: what to send, and what robots reported (plain sync Django).
 
-The dispatcher asks ``due_commands`` for what to publish, then ``mark_sent``;
-acks, statuses and events from robots land in ``apply_ack``, ``apply_status``
-and ``apply_event``. Every function is idempotent: QoS 1 redelivers.
+The dispatcher asks ``due_commands`` for what to publish, then ``mark_sent``
+(``mark_first_sent`` for a hand-off); what robots report lands in
+``apply_reports`` (``apply_status``, ``apply_acks``, ``apply_events``). Every
+function is idempotent: QoS 1 redelivers.
 """
 
 from __future__ import annotations
@@ -150,11 +151,6 @@ def _readable(
     return out
 
 
-def apply_ack(code: str, payload: bytes, now: datetime) -> None:
-    """A robot's ack: move its command on; a done ``present`` becomes the robot's screen."""
-    apply_acks([(code, payload)], now)
-
-
 @dataclass
 class _Acked:
     """A command's standing after the acks of one batch."""
@@ -295,18 +291,6 @@ def apply_events(events: list[tuple[str, bytes]], now: datetime) -> None:
     for code, event in parsed:
         if code in robots and event.type in ACTING_EVENTS:
             _act_on(code, event, now)
-
-
-def apply_event(code: str, payload: bytes, now: datetime) -> RobotEvent | None:
-    """A robot's event, once per event id; the loop detector and QR scans end waiting visits."""
-    try:
-        event = protocol.Event.from_json(payload)
-    except BadInput as exc:
-        log.warning("robot %s sent a bad event: %s", code, exc)
-        return None
-    if not Robot.objects.filter(code=code).update(online=True, last_seen_at=now):
-        return None
-    return _act_on(code, event, now)
 
 
 def _act_on(code: str, event: protocol.Event, now: datetime) -> RobotEvent | None:

@@ -255,6 +255,7 @@ def _decide_and_act(
         stay=_stay_view(gate.tariff, exit_stay, payments, now) if exit_stay else None,
     )
     scenario = decide(situation)
+    decision = scenario.to_json()  # the contract's decision object: recorded, then presented
     cursor.execute(
         "UPDATE stays_gatevisit SET resolved_at = %s, resolution = %s"
         " WHERE gate_id = %s AND resolved_at IS NULL",
@@ -265,13 +266,13 @@ def _decide_and_act(
         stay_id = _pass_through(
             cursor, gate, scenario, plate, photo, pass_id, exit_stay, payments, now
         )
-    visit_id = _insert_visit(cursor, gate, plate, photo, scenario, stay_id, now)
+    visit_id = _insert_visit(cursor, gate, plate, photo, scenario, decision, stay_id, now)
     if gate.robot_id is not None:
         outbox.stage(
             cursor,
             channel=Channel.MQTT,
             cmd="present",
-            args=present_args(scenario, visit_id, gate.lot_id, plate, pass_id),
+            args=present_args(decision, visit_id, gate.lot_id, plate, pass_id),
             now=now,
             ttl=outbox.present_ttl(),
             robot_id=gate.robot_id,
@@ -421,10 +422,10 @@ def _insert_visit(
     plate: str,
     photo: str,
     scenario: Scenario,
+    decision: dict[str, Any],
     stay_id: int | None,
     now: datetime,
 ) -> int:
-    decision = scenario.to_json()
     cursor.execute(
         _INSERT_VISIT,
         [
@@ -558,10 +559,9 @@ def public_url() -> str:
 
 
 def present_args(
-    scenario: Scenario, visit_id: int, lot_id: int, plate: str, pass_id: int | None
+    decision: dict[str, Any], visit_id: int, lot_id: int, plate: str, pass_id: int | None
 ) -> dict[str, Any]:
-    """The robot's ``present`` command: the scenario's voice, display and light."""
-    decision = scenario.to_json()
+    """The robot's ``present`` command: the decision's voice, display and light."""
     display: dict[str, Any] = dict(decision["display"])
     if display["kind"] == "qr":
         display["qr"] = qr_url(display["qr"], visit_id)
