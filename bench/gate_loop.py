@@ -254,6 +254,8 @@ class Load:
 
     async def listen(self, ready: asyncio.Event) -> None:
         """Note when each command first shows up on the broker (by ``cmd_id``)."""
+        from eppark.gateway.protocol import send_at_once
+
         async with aiomqtt.Client(
             "127.0.0.1",
             self.mqtt_port,
@@ -261,6 +263,7 @@ class Load:
             password=GATEWAY_PASSWORD,
             identifier=f"gateway-bench-{os.getpid()}",
         ) as client:
+            send_at_once(client)  # its PUBACKs must not hold back the broker's next sends
             await client.subscribe("ep/robots/+/commands", qos=1)
             ready.set()
             async for message in client.messages:

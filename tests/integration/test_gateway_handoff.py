@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -338,3 +339,74 @@ def test_an_open_the_server_gave_up_on_is_recorded_done_when_the_robot_says_it_r
     store.apply_acks([_ack(command, "failed", now)], now + timedelta(seconds=22))
     command.refresh_from_db()
     assert command.state == CommandState.DONE
+
+
+# --- nothing waits on the way out --------------------------------------------------------------
+
+
+def _nodelay_by_port(port: int) -> list[int]:
+    """TCP_NODELAY of every socket of this process connected to ``port`` (the broker)."""
+    import os
+    import socket
+
+    flags = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=os.dup(int(name)))  # a duplicate; its family detected
+        except OSError:  # closed meanwhile, or not a socket
+            continue
+        with sock:
+            try:
+                if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                    continue
+                if sock.type != socket.SOCK_STREAM or sock.getpeername()[1] != port:
+                    continue
+                flags.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            except OSError:  # not a connected TCP socket
+                continue
+    return flags
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_gateway_and_the_robot_send_without_waiting_for_acks(
+    handoff_world: HandoffWorld, mosquitto: TestBroker
+) -> None:
+    # Nagle's algorithm would hold each small packet until the one before is acknowledged:
+    # up to 40 ms per command (or ack) on its way through the broker
+    flags = _nodelay_by_port(mosquitto.port)
+    assert len(flags) >= 2  # the gateway's session and the robot's
+    assert all(flags), flags
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hand_off_goes_out_while_the_dispatchers_database_thread_is_busy(
+    handoff_world: HandoffWorld,
+) -> None:
+    world = handoff_world
+    first = outbox.present(world.robot, WELCOME, timezone.now())
+    wait_until(
+        lambda: Command.objects.get(pk=first.pk).state == CommandState.DONE,
+        timeout=DEADLINE,
+        what="the first prompt acked done",
+    )
+    # hold the thread that polls the outbox and records sends, and ask for a poll, which
+    # now waits for that thread: a hand-off must not wait behind either
+    release = threading.Event()
+    busy = world.loop.start(world.gateway._db(release.wait, DEADLINE))
+    world.gateway.wake()
+    try:
+        command = outbox.present(world.robot, PAY, timezone.now())
+        wait_until(
+            lambda: world.sim.screen.cmd_id == command.cmd_id,
+            timeout=DEADLINE / 2,
+            what="the prompt shown while the gateway's database thread is held",
+        )
+        assert not busy.done()  # it was delivered while the thread was still held
+    finally:
+        release.set()
+    busy.result(DEADLINE)
+    wait_until(
+        lambda: Command.objects.get(pk=command.pk).state == CommandState.DONE,
+        timeout=DEADLINE,
+        what="the prompt recorded done once the thread is free",
+    )

@@ -104,6 +104,7 @@ def write_mosquitto_config(
         f"password_file {passwd}",
         f"acl_file {acl}",
         "persistence false",
+        "set_tcp_nodelay true",  # a command is not held back waiting for the previous one's ACK
         *extra,
     ]
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -155,6 +157,21 @@ def default_mqtt_url(environ: Mapping[str, str]) -> str:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise BadInput("EPPARK_MQTT_PORT", f"{port!r} is not a TCP port")
     return f"mqtt://127.0.0.1:{int(port)}"
+
+
+def send_at_once(client: Any) -> None:
+    """Turn Nagle's algorithm off on a connected aiomqtt client's socket.
+
+    paho-mqtt leaves it on, so a small packet written while the one before is
+    unacknowledged waits for the peer's delayed ACK: up to 40 ms per command,
+    ack or PUBACK. Every MQTT peer of ours (the gateway, the simulated robots,
+    Mosquitto with ``set_tcp_nodelay``) sends at once; robot firmware should too.
+    """
+    sock = client._client.socket()  # aiomqtt's paho client; None until connected
+    if sock is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not TCP (a unix or web socket)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def parse_status(payload: bytes | str) -> str:

@@ -95,7 +95,7 @@ class Gateway:
         self.connected = asyncio.Event()
         self.published = 0
         self._wake = asyncio.Event()
-        self._poll_now = True
+        self._poll_wake = asyncio.Event()
         self._fresh: list[outbox.Outgoing] = []
         self._recent: dict[int, float] = {}  # pk → when published, not to publish twice
         self._to_mark: list[int] = []
@@ -116,10 +116,10 @@ class Gateway:
 
     def _take(self, batch: Sequence[outbox.Outgoing]) -> None:
         if not batch:
-            self._poll_now = True
+            self._poll_wake.set()
         elif self._client is not None:  # while the broker is away, the database has them
             self._fresh.extend(batch)
-        self._wake.set()
+            self._wake.set()
 
     # --- running ----------------------------------------------------------------------------
 
@@ -162,6 +162,7 @@ class Gateway:
             max_inflight_messages=1000,  # publishes go out together, not one PUBACK at a time
             tls_params=aiomqtt.TLSParameters() if self.address.tls else None,
         ) as client:
+            protocol.send_at_once(client)
             for kind in ("status", "events", "acks"):
                 await client.subscribe(f"{protocol.PREFIX}/+/{kind}", qos=protocol.QOS)
             self._client = client
@@ -169,7 +170,8 @@ class Gateway:
             log.info("gateway: connected to %s:%s", self.address.host, self.address.port)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._receive(client))
-                group.create_task(self._dispatch(client))
+                group.create_task(self._dispatch(client, group))
+                group.create_task(self._poll_forever(client))
                 group.create_task(self._apply_forever())
 
     async def _receive(self, client: aiomqtt.Client) -> None:
@@ -199,29 +201,37 @@ class Gateway:
             except Exception:  # a database hiccup: the robots re-send what was not acked
                 log.exception("gateway: applying %d robot reports failed", len(batch))
 
-    async def _dispatch(self, client: aiomqtt.Client) -> None:
-        self._fresh.clear()  # the poll below finds everything committed while disconnected
-        self._poll_now = True
-        next_poll = 0.0
+    async def _dispatch(self, client: aiomqtt.Client, group: asyncio.TaskGroup) -> None:
+        """Publish hand-offs the moment they arrive; never wait for the broker or the database.
+
+        The broker's acknowledgements are awaited by a task of the session's group (a
+        failure ends the session), so a busy moment never holds up the next hand-off.
+        """
+        self._fresh.clear()  # the poll finds everything committed while disconnected
         while True:
+            await self._wake.wait()
+            self._wake.clear()
             if self._fresh:
                 batch, self._fresh = self._fresh, []
-                await self._publish_fresh(client, batch)
-            if self._poll_now or time.monotonic() >= next_poll:
-                self._poll_now = False
-                next_poll = time.monotonic() + self.poll_interval
-                due = await self._db(store.due_commands, self.clock())
-                sent = await self._publish(client, due)
+                pending = self._send(client, self._newest(batch))
+                if pending:
+                    group.create_task(self._confirm_fresh(pending))
+
+    async def _poll_forever(self, client: aiomqtt.Client) -> None:
+        """Re-send what is due (retries, anything a hand-off missed) and expire what is late."""
+        while True:
+            self._poll_wake.clear()
+            due = await self._db(store.due_commands, self.clock())
+            pending = self._send(client, due)
+            if pending:
+                sent = await self._confirmed(pending)
                 if sent:
                     await self._db(store.mark_sent, sent, self.clock())
-            self._wake.clear()
-            if self._fresh or self._poll_now:
-                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_poll - time.monotonic()))
+                await asyncio.wait_for(self._poll_wake.wait(), self.poll_interval)
 
-    async def _publish_fresh(self, client: aiomqtt.Client, batch: list[outbox.Outgoing]) -> None:
-        """Publish a hand-off; of several prompts to one robot only the newest still counts."""
+    def _newest(self, batch: list[outbox.Outgoing]) -> list[outbox.Outgoing]:
+        """Of several prompts to one robot only the newest still counts; nothing expired."""
         newest: dict[str, outbox.Outgoing] = {}
         for item in batch:
             if item.present_to is not None:
@@ -229,14 +239,61 @@ class Gateway:
                 if held is None or (item.expires_at, item.pk) > (held.expires_at, held.pk):
                     newest[item.present_to] = item
         now = self.clock()
-        live = [
+        return [
             item
             for item in batch
             # superseded in the database by a newer prompt; or expired (the poll marks it)
             if (item.present_to is None or newest[item.present_to] is item)
             and item.expires_at >= now
         ]
-        sent = await self._publish(client, live)
+
+    def _send(
+        self, client: aiomqtt.Client, items: list[outbox.Outgoing]
+    ) -> list[tuple[outbox.Outgoing, asyncio.Task[None]]]:
+        """Start publishing (QoS 1) each item not published in the last ``RECENT_S``.
+
+        Hand-off and poll may both meet a command; it goes out once. The broker's
+        acknowledgements come back through the returned tasks.
+        """
+        now = time.monotonic()
+        pending = []
+        for item in items:
+            if now - self._recent.get(item.pk, -RECENT_S) < RECENT_S:
+                continue
+            self._recent[item.pk] = now
+            publish = client.publish(item.topic, item.payload, qos=protocol.QOS)
+            pending.append((item, asyncio.ensure_future(publish)))
+        if len(self._recent) > 20_000:
+            self._recent = {k: t for k, t in self._recent.items() if now - t < RECENT_S}
+        return pending
+
+    async def _confirmed(
+        self, pending: list[tuple[outbox.Outgoing, asyncio.Task[None]]]
+    ) -> list[int]:
+        """Await the broker's acknowledgements; the ids that went out.
+
+        A broker error ends the session, after the rest are recorded as sent.
+        """
+        results = await asyncio.gather(*(task for _item, task in pending), return_exceptions=True)
+        sent = []
+        failure: BaseException | None = None
+        for (item, _task), result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+                self._recent.pop(item.pk, None)  # not out: the next session's poll sends it
+                continue
+            sent.append(item.pk)
+        self.published += len(sent)
+        if failure is not None:
+            if sent:
+                await self._db(store.mark_sent, sent, self.clock())
+            raise failure
+        return sent
+
+    async def _confirm_fresh(
+        self, pending: list[tuple[outbox.Outgoing, asyncio.Task[None]]]
+    ) -> None:
+        sent = await self._confirmed(pending)
         if sent:
             self._to_mark.extend(sent)
             if self._marking is None or self._marking.done():
@@ -251,37 +308,6 @@ class Gateway:
                 await self._db(store.mark_first_sent, pks, self.clock())
             except Exception:  # unmarked commands are re-sent later: robots drop duplicates
                 log.exception("gateway: recording %d sends failed", len(pks))
-
-    async def _publish(self, client: aiomqtt.Client, items: list[outbox.Outgoing]) -> list[int]:
-        """Publish all at once (QoS 1, acknowledged by the broker); the ids that went out.
-
-        A command published less than ``RECENT_S`` ago is skipped: hand-off and poll
-        may both meet it. A broker error ends the session after the rest are counted.
-        """
-        now = time.monotonic()
-        todo = [item for item in items if now - self._recent.get(item.pk, -RECENT_S) >= RECENT_S]
-        if not todo:
-            return []
-        results = await asyncio.gather(
-            *(client.publish(item.topic, item.payload, qos=protocol.QOS) for item in todo),
-            return_exceptions=True,
-        )
-        sent = []
-        failure: BaseException | None = None
-        for item, result in zip(todo, results, strict=True):
-            if isinstance(result, BaseException):
-                failure = failure or result
-                continue
-            self._recent[item.pk] = now
-            sent.append(item.pk)
-        self.published += len(sent)
-        if len(self._recent) > 20_000:
-            self._recent = {k: t for k, t in self._recent.items() if now - t < RECENT_S}
-        if failure is not None:
-            if sent:
-                await self._db(store.mark_sent, sent, self.clock())
-            raise failure
-        return sent
 
     async def _barrier_forever(self) -> None:
         while True:

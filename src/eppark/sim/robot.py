@@ -44,6 +44,7 @@ from eppark.gateway.protocol import (
     is_expired,
     parse_mqtt_url,
     peek_cmd_id,
+    send_at_once,
     topic,
 )
 
@@ -167,6 +168,7 @@ class SimRobot:
         requests = _cancel_requests()
         async with client:
             _raise_if_cancelled_since(requests)  # the CONNACK's wait_for can swallow it too
+            send_at_once(client)
             await _confirmed(client.subscribe(topic(self.code, "commands"), qos=QOS))
             await self._publish(client, status, ONLINE, retain=True)
             self.connections += 1
