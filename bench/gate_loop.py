@@ -498,6 +498,7 @@ async def outage(http_port: int, mqtt: Mosquitto, seconds: float) -> dict[str, A
         "case": f"broker stopped {seconds:.0f} s mid-traffic",
         "robot opens run": sum(robot.opens for robot in robots),
         "opens run after their expiry": late_opens(ran),
+        "opens run but not recorded done": unrecorded_opens(ran),
         "reads sent": len(samples),
         "reads answered 200": sum(1 for s in samples if s.status == 200),
         **counts,
@@ -514,6 +515,18 @@ def late_opens(ran: dict[str, Any]) -> int:
             "SELECT cmd_id, expires_at FROM devices_command WHERE cmd_id = ANY(%s)", [list(ran)]
         ).fetchall()
     return sum(1 for cmd_id, expires_at in rows if ran[cmd_id] > expires_at)
+
+
+def unrecorded_opens(ran: dict[str, Any]) -> int:
+    """Opens a robot carried out that the database does not show as done: must be 0."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{DB_NAME}") as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM devices_command WHERE cmd_id = ANY(%s) AND state <> 'done'",
+            [list(ran)],
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def outage_counts(since: Any) -> dict[str, int]:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from eppark.devices import outbox
 from eppark.devices.credentials import hash_password
 from eppark.devices.models import Camera, Command, CommandState, Robot, RobotEvent, RobotScreen
+from eppark.gateway import store
 from eppark.gateway.service import Gateway
 from eppark.lots.models import Gate, Lot
 from eppark.sim.cameras import build_push
@@ -33,6 +34,7 @@ embedded_broker = mqtt_fixtures.embedded_broker
 any_broker = mqtt_fixtures.any_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
+WELCOME = {"voice": "欢迎光临", "display": {"kind": "face", "face": "smile"}, "light": "green"}
 T = TypeVar("T")
 
 
@@ -251,3 +253,64 @@ def test_the_outbox_wakes_the_gateway_on_commit(world: World) -> None:
         lambda: Command.objects.get(pk=command.pk).state == CommandState.DONE,
         what="delivered after commit",
     )
+
+
+def test_a_final_ack_lost_with_the_broker_is_asked_for_again(world: World) -> None:
+    robot = world.robots["EP-0001"]
+    sim = world.sims["EP-0001"]
+    wait_until(lambda: Robot.objects.get(pk=robot.pk).online, what="online status")
+    now = timezone.now()
+    opened = outbox.open_by_robot(robot, now, reason="visitor")
+    shown = outbox.present(robot, WELCOME, now)
+    wait_until(
+        lambda: Command.objects.filter(pk__in=[opened.pk, shown.pk], state="done").count() == 2,
+        what="open and prompt carried out",
+    )
+    assert sim.opens == 1
+    # their final acks die with the broker: the server gave up on the open, and thinks the
+    # prompt is only accepted; a third command was sent but never reached the robot.
+    # (Their expiry is pushed out of the running gateway's way: this test asks by hand.)
+    expires = now + timedelta(minutes=5)
+    Command.objects.filter(pk=opened.pk).update(
+        state=CommandState.EXPIRED, acked_at=None, expires_at=expires
+    )
+    Command.objects.filter(pk=shown.pk).update(state=CommandState.ACCEPTED, expires_at=expires)
+    lost = Command.objects.create(
+        cmd_id="never-arrived",
+        channel="mqtt",
+        robot=robot,
+        cmd="open",
+        args={},
+        created_at=now,
+        expires_at=expires,
+        next_attempt_at=now,
+        sent_at=now,
+        attempts=1,
+        state=CommandState.EXPIRED,
+    )
+    assert store.stage_recalls(expires) == 0  # too soon after expiry: an ack may be on its way
+
+    later = expires + store.RECALL_GAPS[0]
+    assert store.stage_recalls(later) == 1  # one ask to the robot, about all three
+    wait_until(
+        lambda: Command.objects.filter(pk__in=[opened.pk, shown.pk], state="done").count() == 2,
+        what="the robot's repeated acks settle the open and the prompt",
+    )
+    asked = Command.objects.get(cmd="resend_acks")
+    assert sorted(asked.args["cmd_ids"]) == sorted([opened.cmd_id, shown.cmd_id, lost.cmd_id])
+    wait_until(lambda: Command.objects.get(pk=asked.pk).state == "done", what="the ask acked")
+    assert sim.opens == 1  # asked about, never run again
+    lost.refresh_from_db()
+    assert (lost.state, lost.recalls) == (CommandState.EXPIRED, 1)
+
+    # the robot does not know it: asked again on schedule, then given up on
+    assert store.stage_recalls(later + timedelta(seconds=30)) == 0
+    next_ask = later + store.RECALL_GAPS[1]
+    assert store.stage_recalls(next_ask) == 1
+    assert store.stage_recalls(next_ask + store.RECALL_GAPS[2]) == 1
+    assert store.stage_recalls(next_ask + timedelta(minutes=30)) == 0
+    lost.refresh_from_db()
+    assert (lost.state, lost.recalls) == (CommandState.EXPIRED, 3)
+    assert Command.objects.filter(cmd="resend_acks").count() == 3
+    # nothing asks about a robot's answer it already has
+    assert Command.objects.get(pk=opened.pk).recalls == 1

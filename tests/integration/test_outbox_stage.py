@@ -133,3 +133,50 @@ def test_a_prompt_locked_by_the_gateway_does_not_hold_up_the_next_read(robot: Ro
     finally:
         release.set()
         holder.join(30)
+
+
+def _acked_elsewhere(pk: int, locked: threading.Event, release: threading.Event) -> None:
+    """The gateway's ack batch, on another connection: the robot's done, committed on release."""
+    try:
+        with transaction.atomic():
+            Command.objects.filter(pk=pk).update(state=CommandState.DONE, acked_at=timezone.now())
+            locked.set()
+            release.wait(5)
+    finally:
+        connection.close()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
+def test_a_retry_recorded_as_the_ack_lands_never_undoes_the_ack(robot: Robot) -> None:
+    from eppark.gateway import store
+
+    with transaction.atomic():
+        pk = stage(robot)
+    store.mark_first_sent([pk], timezone.now())
+    locked, release = threading.Event(), threading.Event()
+    acker = threading.Thread(target=_acked_elsewhere, args=(pk, locked, release))
+    acker.start()
+    try:
+        assert locked.wait(30)
+        # the poll re-published it and records that, while the robot's done is being applied
+        store.mark_sent([pk], timezone.now())
+    finally:
+        release.set()
+        acker.join(30)
+    command = Command.objects.get(pk=pk)
+    assert command.state == CommandState.DONE  # not set back to sent (and later expired)
+    assert command.acked_at is not None
+
+
+def test_a_first_send_recorded_after_the_ack_keeps_the_ack(robot: Robot) -> None:
+    from eppark.gateway import store
+
+    with transaction.atomic():
+        pk = stage(robot)
+    sent = timezone.now()
+    # robots answer within milliseconds; first sends are recorded in batches, after
+    Command.objects.filter(pk=pk).update(state=CommandState.DONE, acked_at=sent)
+    store.mark_first_sent([pk], sent)
+    store.mark_sent([pk], sent)  # a retry the poll recorded late changes nothing either
+    command = Command.objects.get(pk=pk)
+    assert (command.state, command.sent_at, command.attempts) == (CommandState.DONE, sent, 1)

@@ -21,6 +21,7 @@ from eppark.gateway.protocol import (
     IdPhoto,
     Open,
     Present,
+    ResendAcks,
     topic,
 )
 from eppark.sim.robot import SimRobot
@@ -41,7 +42,9 @@ def now() -> datetime:
     return datetime.now().astimezone()
 
 
-def command(args: Open | Present | CaptureId, *, age_ms: int = 0, ttl_ms: int = 10_000) -> Command:
+def command(
+    args: Open | Present | CaptureId | ResendAcks, *, age_ms: int = 0, ttl_ms: int = 10_000
+) -> Command:
     """A command sent ``age_ms`` ago."""
     return Command(
         f"c-{uuid.uuid4().hex[:12]}", now() - timedelta(milliseconds=age_ms), ttl_ms, args
@@ -131,6 +134,40 @@ def test_a_duplicate_delivery_is_acked_again_but_run_once(any_broker: TestBroker
             statuses = [ack.status for ack in await acks(gateway, cmd.cmd_id, 3)]
         assert statuses == ["accepted", "done", "done"]
         assert robot.opens == 1
+
+    asyncio.run(scenario())
+
+
+def test_resend_acks_repeats_what_the_robot_answered_and_runs_nothing(
+    any_broker: TestBroker,
+) -> None:
+    async def scenario() -> None:
+        async with connect(any_broker, "gateway") as gateway, robot_for(any_broker) as robot:
+            await gateway.subscribe(topic(CODE, "acks"), qos=1)
+            await robot.wait_online(TIMEOUT)
+            opened, late = command(Open()), command(Open(), age_ms=60_000, ttl_ms=5_000)
+            await send(gateway, opened)
+            await acks(gateway, opened.cmd_id, 2)
+            await send(gateway, late)
+            await acks(gateway, late.cmd_id, 1)
+            ask = command(ResendAcks((opened.cmd_id, "never-sent", late.cmd_id)))
+            await send(gateway, ask)
+            repeated: list[Ack] = []
+            while True:
+                message = await next_message(gateway, on(topic(CODE, "acks")))
+                assert isinstance(message.payload, bytes)
+                ack = Ack.from_json(message.payload)
+                repeated.append(ack)
+                if ack.cmd_id == ask.cmd_id and ack.status == "done":
+                    break
+        answered = [(ack.cmd_id, ack.status) for ack in repeated]
+        assert answered == [
+            (ask.cmd_id, "accepted"),
+            (opened.cmd_id, "done"),  # the last ack of each, in the order asked
+            (late.cmd_id, "expired"),
+            (ask.cmd_id, "done"),
+        ]
+        assert robot.opens == 1  # nothing ran again
 
     asyncio.run(scenario())
 

@@ -21,6 +21,7 @@ from eppark.gateway.protocol import (
     Loop,
     Open,
     Present,
+    ResendAcks,
     Screen,
     Vehicle,
     is_expired,
@@ -121,12 +122,13 @@ def test_a_command_round_trips() -> None:
         Open(),
         Open(reason="agent 1001: abnormal open"),
         CaptureId(count=4),
+        ResendAcks(("c-1", "EP-0001:9b1c")),
         Present(Display("face", face="smile"), "green", voice="欢迎光临"),
         Present(Display("text", text="请出示您的有效证件"), "green"),
         Present(Display("vehicles", vehicles=(Vehicle("粤B12345", None, T0),)), "yellow"),
     ],
 )
-def test_every_command_round_trips(args: Open | CaptureId | Present) -> None:
+def test_every_command_round_trips(args: Open | CaptureId | ResendAcks | Present) -> None:
     command = Command("c-2", T0, 5000, args)
     assert Command.from_json(command.to_json()) == command
 
@@ -171,16 +173,21 @@ def test_every_bad_command_field_is_named(path: str, value: Any, field: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("args", "field"),
+    ("cmd", "args", "field"),
     [
-        ({"count": 0}, "args.count"),
-        ({"count": 5}, "args.count"),
-        ({"count": "2"}, "args.count"),
-        ({"reason": 1}, "args.reason"),
+        ("capture_id", {"count": 0}, "args.count"),
+        ("capture_id", {"count": 5}, "args.count"),
+        ("capture_id", {"count": "2"}, "args.count"),
+        ("open", {"reason": 1}, "args.reason"),
+        ("resend_acks", {}, "args.cmd_ids"),
+        ("resend_acks", {"cmd_ids": []}, "args.cmd_ids"),
+        ("resend_acks", {"cmd_ids": "c-1"}, "args.cmd_ids"),
+        ("resend_acks", {"cmd_ids": [f"c-{n}" for n in range(51)]}, "args.cmd_ids"),
+        ("resend_acks", {"cmd_ids": ["c-1", "has space"]}, "args.cmd_ids[1]"),
+        ("resend_acks", {"cmd_ids": ["c-1"], "count": 1}, "args.count"),
     ],
 )
-def test_bad_args_of_other_commands_are_named(args: dict[str, Any], field: str) -> None:
-    cmd = "open" if "reason" in args else "capture_id"
+def test_bad_args_of_other_commands_are_named(cmd: str, args: dict[str, Any], field: str) -> None:
     payload = {**PRESENT, "cmd": cmd, "args": args}
     with pytest.raises(BadInput) as caught:
         Command.from_json(json.dumps(payload))

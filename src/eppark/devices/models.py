@@ -167,6 +167,8 @@ class CommandState(models.TextChoices):
 
 OPEN_STATES = (CommandState.PENDING, CommandState.SENT)
 """States in which a command may still be delivered."""
+MAX_RECALLS = 3
+"""How many times the gateway asks a robot for a final ack that never came."""
 
 
 class Command(models.Model):
@@ -206,6 +208,11 @@ class Command(models.Model):
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     acked_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
     detail = models.CharField(_("detail"), max_length=500, blank=True)
+    recalls = models.PositiveSmallIntegerField(
+        _("times the robot was asked for its ack"),
+        default=0,
+        help_text=_("A command sent whose final ack never came (lost with the broker)."),
+    )
     visit = models.ForeignKey(
         "stays.GateVisit",
         on_delete=models.SET_NULL,
@@ -240,6 +247,15 @@ class Command(models.Model):
                 fields=["camera"],
                 condition=models.Q(state="pending"),
                 name="command_pending_by_camera",
+            ),
+            # sent, but the final ack never came: the gateway asks the robot again
+            models.Index(
+                fields=["created_at"],
+                condition=(
+                    models.Q(state="accepted") | models.Q(state="expired", acked_at__isnull=True)
+                )
+                & models.Q(sent_at__isnull=False, recalls__lt=MAX_RECALLS),
+                name="command_unanswered",
             ),
         ]
 

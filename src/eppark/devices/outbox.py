@@ -91,8 +91,9 @@ def ttl_ms(created_at: datetime, expires_at: datetime) -> int:
 
 _INSERT = (
     "INSERT INTO devices_command (cmd_id, channel, cmd, args, created_at, expires_at, state,"
-    " attempts, next_attempt_at, detail, robot_id, camera_id, visit_id, requested_by_id)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, '', %s, %s, %s, %s) RETURNING id"
+    " attempts, next_attempt_at, detail, recalls, robot_id, camera_id, visit_id,"
+    " requested_by_id) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, '', 0, %s, %s, %s, %s)"
+    " RETURNING id"
 )
 _SUPERSEDE_PRESENT = (
     "UPDATE devices_command SET state = %s, detail = 'superseded by a newer prompt'"

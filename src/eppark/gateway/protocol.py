@@ -41,6 +41,7 @@ MAX_URL: Final = 1024
 MAX_DETAIL: Final = 500
 MAX_VEHICLES: Final = 20
 MAX_ID_PHOTOS: Final = 4
+MAX_RESEND_ACKS: Final = 50
 MAX_PHOTO_BYTES: Final = 256 * 1024
 MAX_SCANNED: Final = 256
 
@@ -497,9 +498,37 @@ class CaptureId(_Message):
         return cls(count=count)
 
 
-CommandArgs = Present | Open | CaptureId
-_COMMANDS: Final[dict[str, type[Present] | type[Open] | type[CaptureId]]] = {
-    kind.CMD: kind for kind in (Present, Open, CaptureId)
+@dataclass(frozen=True)
+class ResendAcks(_Message):
+    """Publish again the last ack sent for each of these commands; ids not remembered are skipped.
+
+    The gateway asks this about commands whose final ack it never got (lost with a
+    broker that went down): it never makes the robot do anything.
+    """
+
+    CMD: ClassVar[str] = "resend_acks"
+    cmd_ids: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The args object."""
+        return {"cmd_ids": list(self.cmd_ids)}
+
+    @classmethod
+    def from_dict(cls, value: Any, path: str = "args") -> Self:
+        """Read resend_acks's args."""
+        a = _keys(value, path, ("cmd_ids",), ())
+        listed = f.join(path, "cmd_ids")
+        raw = a["cmd_ids"]
+        if not isinstance(raw, list) or not raw:
+            raise BadInput(listed, "must be a non-empty list")
+        if len(raw) > MAX_RESEND_ACKS:
+            raise BadInput(listed, f"must list at most {MAX_RESEND_ACKS} ids")
+        return cls(tuple(_ident(item, f.join(listed, i)) for i, item in enumerate(raw)))
+
+
+CommandArgs = Present | Open | CaptureId | ResendAcks
+_COMMANDS: Final[dict[str, type[Present] | type[Open] | type[CaptureId] | type[ResendAcks]]] = {
+    kind.CMD: kind for kind in (Present, Open, CaptureId, ResendAcks)
 }
 COMMANDS: Final = tuple(_COMMANDS)
 

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RECENT_S = 1.5
 """A command published this recently is not published again (hand-off and poll may meet)."""
+RECALL_EVERY_S = 5.0
+"""How often the poll looks for commands whose final ack never came (``store.stage_recalls``)."""
 REPORT_GATHER_S = 0.05
 """Robots' reports and first-send records gather this long into one batch of statements."""
 
@@ -219,8 +221,12 @@ class Gateway:
 
     async def _poll_forever(self, client: aiomqtt.Client) -> None:
         """Re-send what is due (retries, anything a hand-off missed) and expire what is late."""
+        next_recall = 0.0
         while True:
             self._poll_wake.clear()
+            if time.monotonic() >= next_recall:
+                next_recall = time.monotonic() + RECALL_EVERY_S
+                await self._db(store.stage_recalls, self.clock())
             due = await self._db(store.due_commands, self.clock())
             pending = self._send(client, due)
             if pending:

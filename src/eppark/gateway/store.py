@@ -2,7 +2,8 @@
 
 The dispatcher asks ``due_commands`` for what to publish, then ``mark_sent``
 (``mark_first_sent`` for a hand-off); what robots report lands in
-``apply_reports`` (``apply_status``, ``apply_acks``, ``apply_events``). Every
+``apply_reports`` (``apply_status``, ``apply_acks``, ``apply_events``);
+``stage_recalls`` asks robots again for final acks that never came. Every
 function is idempotent: QoS 1 redelivers.
 """
 
@@ -15,9 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models.functions import Coalesce
 
 from eppark.devices import outbox
 from eppark.devices.models import (
+    MAX_RECALLS,
     OPEN_STATES,
     Camera,
     Channel,
@@ -86,39 +90,129 @@ def due_commands(now: datetime, limit: int = 200) -> list[Outgoing]:
     return out
 
 
+RECALL_GAPS = (timedelta(seconds=5), timedelta(seconds=60), timedelta(minutes=10))
+"""When to ask a robot again for a final ack that never came: this long after the
+command expired, then after each ask. Asking is harmless (``resend_acks`` makes the
+robot repeat acks, never act), so a lost answer is simply asked for again."""
+RECALL_WITHIN = timedelta(hours=1)
+"""Robots remember the acks of the last hour's commands at least (the protocol's rule)."""
+RESEND_TTL = timedelta(seconds=30)
+assert len(RECALL_GAPS) == MAX_RECALLS
+
+
+def stage_recalls(now: datetime, limit: int = 500) -> int:
+    """Ask online robots about commands they were sent whose final ack never came back.
+
+    The ack can be lost with a broker that went down (QoS 1 holds only while the
+    broker does): the server then records an open as expired although the robot
+    ran it, or a prompt as accepted for ever. One ``resend_acks`` per robot (and
+    per 50 commands) goes through the outbox; the acks it brings back settle the
+    commands through ``apply_acks``. How many asks were staged.
+    """
+    unanswered = (
+        Command.objects.filter(
+            Q(state=CommandState.ACCEPTED) | Q(state=CommandState.EXPIRED, acked_at__isnull=True),
+            sent_at__isnull=False,
+            recalls__lt=MAX_RECALLS,
+            created_at__gte=now - RECALL_WITHIN,
+            expires_at__lte=now - RECALL_GAPS[0],
+            next_attempt_at__lte=now,
+            channel=Channel.MQTT,
+            robot__online=True,
+        )
+        .exclude(cmd=protocol.ResendAcks.CMD)
+        .order_by("robot_id", "created_at")
+        .values_list("pk", "cmd_id", "recalls", "robot_id", "robot__code")[:limit]
+    )
+    by_robot: dict[tuple[int, str], list[tuple[int, str, int]]] = {}
+    for pk, cmd_id, recalls, robot_id, code in unanswered:
+        by_robot.setdefault((robot_id, code), []).append((pk, cmd_id, recalls))
+    staged = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        for (robot_id, code), commands in by_robot.items():
+            for start in range(0, len(commands), protocol.MAX_RESEND_ACKS):
+                chunk = commands[start : start + protocol.MAX_RESEND_ACKS]
+                outbox.stage(
+                    cursor,
+                    channel=Channel.MQTT,
+                    cmd=protocol.ResendAcks.CMD,
+                    args={"cmd_ids": [cmd_id for _pk, cmd_id, _n in chunk]},
+                    now=now,
+                    ttl=RESEND_TTL,
+                    robot_id=robot_id,
+                    robot_code=code,
+                )
+                staged += 1
+        asked: dict[int, list[int]] = {}  # times asked before → commands
+        for commands in by_robot.values():
+            for pk, _cmd_id, recalls in commands:
+                asked.setdefault(recalls, []).append(pk)
+        for recalls, pks in asked.items():
+            gap = RECALL_GAPS[min(recalls + 1, MAX_RECALLS - 1)]
+            _unlocked(Command.objects.filter(pk__in=pks, recalls=recalls)).update(
+                recalls=recalls + 1, next_attempt_at=now + gap
+            )
+    return staged
+
+
+def _unlocked(rows: Any) -> Any:
+    """``rows`` without those another transaction holds (PostgreSQL; SQLite has no row locks).
+
+    The gateway's two database threads update commands in batches; waiting for each
+    other's rows, in whatever order each batch locks them, could deadlock. A row held
+    by the other side is being settled or sent right now, which is what skipping it needs.
+    """
+    if connection.vendor != "postgresql":
+        return rows
+    return Command.objects.filter(pk__in=rows.select_for_update(skip_locked=True).values("pk"))
+
+
 def mark_first_sent(pks: list[int], now: datetime) -> None:
     """Record the first publish of fresh commands (one statement for a whole hand-off).
 
-    On PostgreSQL rows locked by someone else are skipped, not waited for: an ack being
-    applied to them (which settles them anyway) or a newer prompt superseding them.
-    Waiting would lock rows in another order than the ack batch does, and deadlock.
+    The robot's ack may already be in (robots answer within milliseconds, and first
+    sends are recorded in batches): such a command keeps its state and gets only its
+    send time. On PostgreSQL rows locked by someone else are skipped, not waited for:
+    an ack being applied to them or a newer prompt superseding them. Waiting would
+    lock rows in another order than the ack batch does, and deadlock.
     """
     if not pks:
         return
-    values = {
-        "attempts": 1,
-        "sent_at": now,
-        "next_attempt_at": now + RETRY_BASE,
-        "state": CommandState.SENT,
-    }
-    fresh = Command.objects.filter(pk__in=pks, state=CommandState.PENDING, attempts=0)
+    fresh = Command.objects.filter(pk__in=pks, attempts=0)
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            unlocked = fresh.select_for_update(skip_locked=True).values("pk")
-            Command.objects.filter(pk__in=unlocked).update(**values)
-        else:
-            fresh.update(**values)
+        _unlocked(fresh).update(
+            attempts=1,
+            sent_at=now,
+            next_attempt_at=now + RETRY_BASE,
+            state=Case(
+                When(state=CommandState.PENDING, then=Value(CommandState.SENT)), default=F("state")
+            ),
+        )
 
 
 def mark_sent(pks: list[int], now: datetime) -> None:
-    """Record a publish; the next retry waits longer each time, until an ack or expiry."""
-    for command in Command.objects.filter(pk__in=pks, state__in=OPEN_STATES):
-        command.attempts += 1
-        command.sent_at = command.sent_at or now
-        delay = min(RETRY_BASE * (2 ** (command.attempts - 1)), RETRY_MAX)
-        command.next_attempt_at = now + delay
-        command.state = CommandState.SENT
-        command.save(update_fields=["attempts", "sent_at", "next_attempt_at", "state"])
+    """Record a publish; the next retry waits longer each time, until an ack or expiry.
+
+    A command the robot acked meanwhile (its ack applied between the publish and
+    this) is left alone: the update is guarded by the state, so an ack is never
+    overwritten back to ``sent`` and then expired.
+    """
+    if not pks:
+        return
+    tried: dict[int, list[int]] = {}  # attempts so far → commands
+    for pk, attempts in Command.objects.filter(pk__in=pks, state__in=OPEN_STATES).values_list(
+        "pk", "attempts"
+    ):
+        tried.setdefault(attempts, []).append(pk)
+    with transaction.atomic():
+        for attempts, group in tried.items():
+            rows = Command.objects.filter(pk__in=group, attempts=attempts, state__in=OPEN_STATES)
+            _unlocked(rows).update(
+                attempts=attempts + 1,
+                sent_at=Coalesce("sent_at", Value(now, output_field=DateTimeField())),
+                next_attempt_at=now + min(RETRY_BASE * (2**attempts), RETRY_MAX),
+                state=CommandState.SENT,
+            )
 
 
 def apply_reports(batch: list[tuple[str, str, bytes]], now: datetime) -> None:

@@ -15,7 +15,7 @@ import sys
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TextIO, TypeVar
 
@@ -37,6 +37,7 @@ from eppark.gateway.protocol import (
     Open,
     Present,
     QrScanned,
+    ResendAcks,
     Screen,
     ScreenShown,
     VoicePlayed,
@@ -63,6 +64,8 @@ SAMPLE_ID_PHOTO = bytes.fromhex(
     "010100003f00fbd3ffd9"
 )
 REMEMBERED_COMMANDS = 1024
+REMEMBERED_FOR = timedelta(hours=1)
+"""Acks are remembered for the last 1024 commands and every command of the last hour."""
 STOP_TIMEOUT = 5.0
 
 
@@ -268,6 +271,11 @@ class SimRobot:
             self._print_command(command, "expired", now)
             return
         await self._ack(client, Ack(cmd_id, "accepted", now))
+        if isinstance(command.args, ResendAcks):
+            for asked in command.args.cmd_ids:  # what it once answered; nothing is run again
+                held = self._acks.get(asked)
+                if held is not None and asked != cmd_id:
+                    await self._ack(client, dataclasses.replace(held, ts=self.clock()))
         ack = self._execute(command)
         await self._ack(client, ack)
         self._print_command(command, ack.status, ack.ts)
@@ -292,6 +300,8 @@ class SimRobot:
                 photo = IdPhoto(SAMPLE_ID_PHOTO, "image/jpeg", cmd_id=command.cmd_id, index=index)
                 self._queue_event(photo)
             return Ack(command.cmd_id, "done", now)
+        if isinstance(args, ResendAcks):
+            return Ack(command.cmd_id, "done", now)
         return Ack(command.cmd_id, "failed", now, detail=f"{command.cmd} is not supported")
 
     async def _ack(self, client: aiomqtt.Client, ack: Ack) -> None:
@@ -299,6 +309,8 @@ class SimRobot:
         self._acks[ack.cmd_id] = ack
         self._acks.move_to_end(ack.cmd_id)
         while len(self._acks) > REMEMBERED_COMMANDS:
+            if next(iter(self._acks.values())).ts >= ack.ts - REMEMBERED_FOR:
+                break  # the oldest is less than an hour old: the gateway may still ask
             self._acks.popitem(last=False)
         await self._publish(client, topic(self.code, "acks"), ack.to_json())
 
