@@ -410,3 +410,28 @@ def test_a_hand_off_goes_out_while_the_dispatchers_database_thread_is_busy(
         timeout=DEADLINE,
         what="the prompt recorded done once the thread is free",
     )
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="NOTIFY hand-off is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_the_notify_skips_the_wal_wait_but_the_reads_own_commit_never_does() -> None:
+    robot = _robot()
+    listeners = list(outbox._listeners)
+    for listener in listeners:  # a web-only worker: commands go out by NOTIFY
+        outbox.remove_listener(listener)
+    try:
+        with psycopg.connect(autocommit=True, **_database()) as spy:
+            spy.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+            command = outbox.present(robot, WELCOME, timezone.now())
+            [notice] = [n.payload for n in spy.notifies(timeout=DEADLINE, stop_after=1)]
+    finally:
+        for listener in listeners:
+            outbox.add_listener(listener)
+    carried = outbox.from_notice(notice)
+    assert carried is not None
+    assert carried.pk == command.pk
+    # the NOTIFY's own commit was asynchronous: the setting was local to it, and the next
+    # transaction on this connection (the next read's) waits for its WAL flush as always
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"

@@ -185,10 +185,16 @@ def stage(
     return pk
 
 
+_NOTIFY = "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)"
+"""A NOTIFY is a transaction of its own (with an id and a commit record). Its commit need
+not wait for the WAL flush: the command it announces is durable already, and a wake-up
+lost in a crash only means the poll sends the command."""
+
+
 def _notify(payload: str) -> None:
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, payload])
+            cursor.execute(_NOTIFY, [NOTIFY_CHANNEL, payload])
     except Exception:  # the poll delivers it; a lost wake-up only delays
         log.warning("outbox NOTIFY failed", exc_info=True)
 
