@@ -2,11 +2,11 @@
 
 Every push names its camera by the secret key in the URL. Looking the camera,
 its gate, the lot's policy and tariff and the gate's robot up costs a join
-per push; they change a few times a year. ``camera_for`` keeps a snapshot
-per key: a change saved in this process (admin, provisioning) drops every
-snapshot at once through model signals, and other processes see it within
-``EPPARK_CONFIG_TTL_S`` seconds (default 5). Unknown keys are remembered for
-the same time, so a flood of wrong keys costs no queries either.
+per push; they change a few times a year. ``camera_for`` keeps one snapshot
+of every camera: a change saved in this process (admin, provisioning) drops
+it at once through model signals, and other processes see it within
+``EPPARK_CONFIG_TTL_S`` seconds (default 5). A flood of wrong keys costs no
+queries either.
 """
 
 from __future__ import annotations
@@ -53,8 +53,16 @@ class CameraConfig:
 ONLINE_REFRESH_S = 10.0
 """A camera's last-heard time is written at most this often per process (not on every push)."""
 
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    expires: float  # time.monotonic()
+    cameras: dict[tuple[str, str], CameraConfig]
+
+
 _lock = threading.Lock()
-_cache: dict[tuple[str, str], tuple[float, CameraConfig | None]] = {}
+_reloading = threading.Lock()
+_snapshot: _Snapshot | None = None
 _online_marks: dict[int, float] = {}
 _generation = 0  # bumped by every change: a snapshot loaded across a change is not kept
 
@@ -65,17 +73,38 @@ def ttl() -> float:
 
 
 def camera_for(vendor: str, key: str) -> CameraConfig | None:
-    """The camera posting with ``key`` (None: no such camera), from memory when fresh."""
-    now = time.monotonic()
-    entry = _cache.get((vendor, key))
-    if entry is not None and entry[0] > now:
-        return entry[1]
-    generation = _generation
-    config = _load(vendor, key)
-    with _lock:
-        if generation == _generation:  # nothing changed while it loaded: safe to keep
-            _cache[(vendor, key)] = (now + ttl(), config)
-    return config
+    """The camera posting with ``key`` (None: no such camera), from memory when fresh.
+
+    One snapshot holds every camera, read in two queries once per ``ttl()``: a
+    camera's heartbeats cost no queries however many cameras post, and neither do
+    wrong keys. While one thread reads a new snapshot the others go on with the
+    one before it (it is at most ``ttl()`` old, as before).
+    """
+    snapshot = _snapshot
+    if snapshot is None or snapshot.expires <= time.monotonic():
+        snapshot = _reload(stale=snapshot)
+    return snapshot.cameras.get((vendor, key))
+
+
+def _reload(stale: _Snapshot | None) -> _Snapshot:
+    global _snapshot
+    if stale is None:
+        _reloading.acquire()
+    elif not _reloading.acquire(blocking=False):
+        return stale  # another thread is reading a new one
+    try:
+        current = _snapshot
+        if current is not None and current.expires > time.monotonic():
+            return current  # another thread read it meanwhile
+        generation = _generation
+        now = time.monotonic()
+        fresh = _Snapshot(now + ttl(), _load_all())
+        with _lock:
+            if generation == _generation:  # nothing changed while it loaded: safe to keep
+                _snapshot = fresh
+        return fresh
+    finally:
+        _reloading.release()
 
 
 def due_online_mark(camera_pk: int) -> bool:
@@ -89,45 +118,57 @@ def due_online_mark(camera_pk: int) -> bool:
 
 
 def forget(*_args: Any, **_kwargs: Any) -> None:
-    """Drop every snapshot (a camera, gate, lot or robot changed)."""
-    global _generation
+    """Drop the snapshot (a camera, gate, lot or robot changed)."""
+    global _generation, _snapshot
     with _lock:
         _generation += 1
-        _cache.clear()
+        _snapshot = None
         _online_marks.clear()
 
 
-def _load(vendor: str, key: str) -> CameraConfig | None:
+def _load_all() -> dict[tuple[str, str], CameraConfig]:
     from eppark.devices.models import Camera, Robot
 
-    camera = (
-        Camera.objects.select_related("gate__lot", "lot").filter(vendor=vendor, key=key).first()
-    )
-    if camera is None:
-        return None
-    gate_config = None
-    gate = camera.gate
-    if gate is not None:
-        robot = Robot.objects.filter(gate=gate).values_list("pk", "code").first()
-        gate_config = GateConfig(
-            pk=gate.pk,
-            lot_id=gate.lot_id,
-            direction=Direction(gate.direction),
-            opening_channel=str(gate.opening_channel),
-            policy=gate.lot.policy,
-            tariff=dict(gate.lot.tariff or {}),
-            robot_id=robot[0] if robot else None,
-            robot_code=robot[1] if robot else None,
+    robots: dict[int, tuple[int, str]] = {}
+    for pk, code, gate_id in Robot.objects.filter(gate__isnull=False).values_list(
+        "pk", "code", "gate_id"
+    ):
+        robots.setdefault(gate_id, (pk, code))  # one robot per gate; the first if more
+    zones: dict[str, ZoneInfo] = {}
+    cameras: dict[tuple[str, str], CameraConfig] = {}
+    for camera in Camera.objects.select_related("gate__lot", "lot").order_by("pk"):
+        if not camera.key:  # it never pushes (an Ezviz camera, say)
+            continue
+        gate_config = None
+        gate = camera.gate
+        if gate is not None:
+            robot = robots.get(gate.pk)
+            gate_config = GateConfig(
+                pk=gate.pk,
+                lot_id=gate.lot_id,
+                direction=Direction(gate.direction),
+                opening_channel=str(gate.opening_channel),
+                policy=gate.lot.policy,
+                tariff=dict(gate.lot.tariff or {}),
+                robot_id=robot[0] if robot else None,
+                robot_code=robot[1] if robot else None,
+            )
+        zone = camera.lot.timezone
+        if zone not in zones:
+            zones[zone] = ZoneInfo(zone)
+        cameras.setdefault(
+            (camera.vendor, camera.key),
+            CameraConfig(
+                pk=camera.pk,
+                vendor=camera.vendor,
+                serial=camera.serial,
+                lot_id=camera.lot_id,
+                tz=zones[zone],
+                has_api=bool(camera.api_url),
+                gate=gate_config,
+            ),
         )
-    return CameraConfig(
-        pk=camera.pk,
-        vendor=camera.vendor,
-        serial=camera.serial,
-        lot_id=camera.lot_id,
-        tz=ZoneInfo(camera.lot.timezone),
-        has_api=bool(camera.api_url),
-        gate=gate_config,
-    )
+    return cameras
 
 
 def connect_signals() -> None:
