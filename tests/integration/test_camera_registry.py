@@ -54,7 +54,8 @@ def test_every_camera_is_known_after_one_read(cameras: list[Camera]) -> None:
 
 def test_a_change_saved_here_applies_at_once(cameras: list[Camera]) -> None:
     assert registry.camera_for("vzenith", "k-0") is not None
-    gate = Gate.objects.get(pk=cameras[0].gate_id)
+    gate = cameras[0].gate
+    assert gate is not None
     gate.direction = "exit"
     gate.save()
     config = registry.camera_for("vzenith", "k-0")

@@ -178,7 +178,7 @@ class Command(models.Model):
     the command expires; an expired command is never delivered late.
     """
 
-    cmd_id = models.CharField(_("command id"), max_length=64, unique=True)
+    cmd_id = models.CharField(_("command id"), max_length=64)  # unique: command_cmd_id
     channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
     robot = models.ForeignKey(
         Robot,
@@ -195,6 +195,7 @@ class Command(models.Model):
         blank=True,
         related_name="commands",
         verbose_name=_("camera"),
+        db_index=False,  # command_by_camera: only the commands that have one
     )
     cmd = models.CharField(_("command"), max_length=16)
     args = models.JSONField(_("arguments"), default=dict)
@@ -228,14 +229,34 @@ class Command(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("requested by"),
+        db_index=False,  # command_by_requester: only the commands an agent asked for
     )
 
     class Meta:
         verbose_name = _("command")
         verbose_name_plural = _("commands")
         ordering = ["-created_at"]
+        # A command is written about four times (staged, sent, acked, done), never in
+        # place: each time every index whose condition it meets takes a new entry. So the
+        # outbox's own lookups are partial indexes over the few commands still in play,
+        # and the foreign keys that are mostly empty are indexed only where set.
+        constraints = [models.UniqueConstraint(fields=["cmd_id"], name="command_cmd_id")]
         indexes = [
-            models.Index(fields=["state", "next_attempt_at"], name="command_due"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(state__in=["pending", "sent"]),
+                name="command_due",
+            ),
+            models.Index(
+                fields=["camera"],
+                condition=models.Q(camera__isnull=False),
+                name="command_by_camera",
+            ),
+            models.Index(
+                fields=["requested_by"],
+                condition=models.Q(requested_by__isnull=False),
+                name="command_by_requester",
+            ),
             # a new prompt supersedes the robot's pending ones; a camera's reply takes its open:
             # both look only at pending commands, however long the history grows
             models.Index(

@@ -131,12 +131,16 @@ class GateVisit(models.Model):
     """A car at a gate: the plate read, what the robot was told, and how it ended."""
 
     gate = models.ForeignKey(
-        "lots.Gate", on_delete=models.PROTECT, related_name="visits", verbose_name=_("gate")
+        "lots.Gate",
+        on_delete=models.PROTECT,
+        related_name="visits",
+        verbose_name=_("gate"),
+        db_index=False,  # visit_by_gate_plate leads with it
     )
     lot = models.ForeignKey(
         "lots.Lot", on_delete=models.PROTECT, related_name="visits", verbose_name=_("lot")
     )
-    plate = models.CharField(_("plate"), max_length=16, blank=True, db_index=True)
+    plate = models.CharField(_("plate"), max_length=16, blank=True)
     arrived_at = models.DateTimeField(_("arrived"))
     photo = models.FileField(_("photo"), upload_to=evidence_path, blank=True)
     scenario = models.CharField(_("scenario"), max_length=40)
@@ -160,8 +164,19 @@ class GateVisit(models.Model):
         verbose_name = _("gate visit")
         verbose_name_plural = _("gate visits")
         ordering = ["-arrived_at"]
+        # Visits are written on every read and updated as they resolve; every index is
+        # written with them. Plain btree indexes only (no LIKE-pattern twins), and partial
+        # ones where a query looks only at unresolved visits.
         indexes = [
-            models.Index(fields=["resolved_at", "arrived_at"], name="visit_waiting"),
+            # the congestion list: unresolved visits, longest first
+            models.Index(
+                fields=["arrived_at"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="visit_waiting",
+            ),
+            # the gate loop's repeat check (same plate at the same gate just now); the gate's FK
+            models.Index(fields=["gate", "plate", "arrived_at"], name="visit_by_gate_plate"),
+            models.Index(fields=["plate"], name="visit_by_plate"),
             # the gate loop's "a new car ends the waiting one": only unresolved visits
             models.Index(
                 fields=["gate"],
