@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,14 @@ from django.utils import timezone
 
 from eppark.devices import outbox
 from eppark.devices.credentials import hash_password
-from eppark.devices.models import Camera, Command, CommandState, Robot, RobotScreen
+from eppark.devices.models import (
+    Camera,
+    Command,
+    CommandState,
+    Robot,
+    RobotEvent,
+    RobotScreen,
+)
 from eppark.gateway import protocol, store
 from eppark.gateway.service import Gateway
 from eppark.lots.models import Gate, Lot
@@ -435,3 +443,30 @@ def test_the_notify_skips_the_wal_wait_but_the_reads_own_commit_never_does() -> 
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
+
+
+def _event(kind: str = "screen_shown") -> tuple[str, bytes]:
+    event = protocol.Event(f"{CODE}-{uuid.uuid4().hex}", _now(), protocol.ScreenShown("c-1"))
+    assert event.type == kind
+    return (CODE, event.to_json().encode())
+
+
+@pytest.mark.django_db
+def test_events_keep_a_robot_online_with_one_write_every_few_seconds() -> None:
+    robot = _robot()
+    first = _now()
+    store.apply_events([_event()], first)
+    robot.refresh_from_db()
+    assert (robot.online, robot.last_seen_at) == (True, first)
+    # a batch of events every 50 ms: the robot's row is not rewritten for each
+    store.apply_events([_event(), _event()], first + timedelta(milliseconds=50))
+    robot.refresh_from_db()
+    assert robot.last_seen_at == first
+    assert RobotEvent.objects.filter(robot=robot).count() == 3  # every event is recorded
+    # its last will says offline: the next event says online again at once
+    store.apply_status(CODE, protocol.OFFLINE.encode(), first + timedelta(seconds=1))
+    assert not Robot.objects.get(pk=robot.pk).online
+    later = first + timedelta(seconds=2)
+    store.apply_events([_event()], later)
+    robot.refresh_from_db()
+    assert (robot.online, robot.last_seen_at) == (True, later)

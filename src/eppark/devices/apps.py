@@ -9,7 +9,9 @@ class DevicesConfig(AppConfig):
     verbose_name = _("Robots (EP君) and cameras")
 
     def ready(self) -> None:
-        """Keep the in-memory camera snapshots honest."""
+        """Keep the in-memory camera snapshots and the gateway's online marks honest."""
         from eppark.devices import registry
+        from eppark.gateway import store
 
         registry.connect_signals()
+        store.connect_signals()

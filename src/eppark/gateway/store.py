@@ -10,6 +10,7 @@ function is idempotent: QoS 1 redelivers.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.db.models.functions import Coalesce
+from django.db.models.signals import post_delete, post_save
 
 from eppark.devices import outbox
 from eppark.devices.models import (
@@ -354,6 +356,40 @@ def apply_status(code: str, payload: bytes, now: datetime) -> None:
         log.warning("robot %s sent a bad status", code)
         return
     Robot.objects.filter(code=code).update(online=state == protocol.ONLINE, last_seen_at=now)
+    if state == protocol.ONLINE:
+        _seen[code] = time.monotonic()
+    else:
+        _seen.pop(code, None)  # its next event marks it online again
+
+
+SEEN_REFRESH_S = 10.0
+"""A robot's events keep it online; its row is written at most this often (not per batch)."""
+_seen: dict[str, float] = {}  # robot code → when this process last recorded it online
+
+
+def forget_seen(*_args: Any, **_kwargs: Any) -> None:
+    """Forget which robots were recorded online (a robot was saved or deleted)."""
+    _seen.clear()
+
+
+def connect_signals() -> None:
+    """A robot saved or deleted (provisioning, the admin) is recorded afresh by its events."""
+    post_save.connect(forget_seen, sender=Robot, dispatch_uid="gateway-seen-save")
+    post_delete.connect(forget_seen, sender=Robot, dispatch_uid="gateway-seen-delete")
+
+
+def _mark_seen(robots: dict[str, int], now: datetime) -> None:
+    """Record robots that sent events as online and last seen now, at most every few seconds."""
+    clock = time.monotonic()
+    due = {
+        code: pk
+        for code, pk in robots.items()
+        if _seen.get(code, -SEEN_REFRESH_S) <= clock - SEEN_REFRESH_S
+    }
+    if due:
+        Robot.objects.filter(pk__in=list(due.values())).update(online=True, last_seen_at=now)
+        for code in due:
+            _seen[code] = clock
 
 
 ACTING_EVENTS = frozenset({"loop", "qr_scanned"})
@@ -381,7 +417,7 @@ def apply_events(events: list[tuple[str, bytes]], now: datetime) -> None:
     if plain:
         RobotEvent.objects.bulk_create(plain, ignore_conflicts=True)  # redeliveries: once
     if robots:
-        Robot.objects.filter(pk__in=list(robots.values())).update(online=True, last_seen_at=now)
+        _mark_seen(robots, now)
     for code, event in parsed:
         if code in robots and event.type in ACTING_EVENTS:
             _act_on(code, event, now)
