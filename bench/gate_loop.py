@@ -132,8 +132,55 @@ print(json.dumps(passwords))
 """
 
 
-def set_up_database() -> dict[str, str]:
-    """A fresh bench database with the lot, gates, robots and cameras; the robots' passwords."""
+HISTORY_STAYS = 150_000
+"""Past stays the bench database starts with (a month of a busy lot): each brings two gate
+visits, their plate reads, prompts and robot events, about 1.5 million rows in all. A system
+in service reads and writes tables of that size, with statistics the planner trusts."""
+
+HISTORY = [
+    # closed temp stays over the last 30 days, at the bench's gates
+    """INSERT INTO stays_stay (plate, entered_as, state, entered_at, entry_photo, exited_at,
+         exit_photo, total, paid, close_note, entry_gate_id, exit_gate_id, lot_id)
+       SELECT '粤A' || lpad(mod(g, 100000)::text, 5, '0'), 'temp', 'left', t, '',
+              t + (random() * interval '8 hours'), '', 500, 500, '',
+              (SELECT id FROM lots_gate WHERE direction = 'entry' ORDER BY id
+                 OFFSET mod(g, %(gates)s) LIMIT 1),
+              (SELECT id FROM lots_gate WHERE direction = 'exit' ORDER BY id
+                 OFFSET mod(g, %(gates)s) LIMIT 1),
+              (SELECT id FROM lots_lot LIMIT 1)
+       FROM generate_series(1, %(stays)s) g,
+            LATERAL (SELECT now() - interval '30 days' + g * (interval '29 days' / %(stays)s))
+              AS at(t)""",
+    """INSERT INTO stays_gatevisit (plate, arrived_at, photo, scenario, decision, expected_action,
+         opened, resolved_at, resolution, gate_id, lot_id, stay_id)
+       SELECT plate, entered_at, '', 'entry.temp_allowed', '{}'::jsonb, '', true, entered_at,
+              'opened', entry_gate_id, lot_id, id FROM stays_stay WHERE exited_at IS NOT NULL
+       UNION ALL
+       SELECT plate, exited_at, '', 'exit.temp_paid', '{}'::jsonb, '', true, exited_at,
+              'opened', exit_gate_id, lot_id, id FROM stays_stay WHERE exited_at IS NOT NULL""",
+    """INSERT INTO devices_plateread (read_id, plate, raw_plate, read_at, received_at, offline,
+         photo, opened, camera_id, visit_id)
+       SELECT 'h' || v.id, v.plate, v.plate, v.arrived_at, v.arrived_at, false, '', true, c.id, v.id
+       FROM stays_gatevisit v JOIN devices_camera c ON c.gate_id = v.gate_id""",
+    """INSERT INTO devices_command (cmd_id, channel, cmd, args, created_at, expires_at, state,
+         attempts, next_attempt_at, sent_at, acked_at, detail, recalls, robot_id, visit_id)
+       SELECT md5('h' || v.id || k.cmd), 'mqtt', k.cmd, '{}', v.arrived_at,
+              v.arrived_at + interval '30 seconds', 'done', 1, v.arrived_at, v.arrived_at,
+              v.arrived_at, '', 0, r.id, v.id
+       FROM stays_gatevisit v JOIN devices_robot r ON r.gate_id = v.gate_id,
+            (VALUES ('present'), ('open')) AS k(cmd)""",
+    """INSERT INTO devices_robotevent (event_id, type, ts, data, received_at, robot_id)
+       SELECT r.code || '-h' || v.id || e.type, e.type, v.arrived_at, '{}', v.arrived_at, r.id
+       FROM stays_gatevisit v JOIN devices_robot r ON r.gate_id = v.gate_id,
+            (VALUES ('screen_shown'), ('voice_played')) AS e(type)""",
+]
+
+
+def set_up_database(history: int = HISTORY_STAYS) -> dict[str, str]:
+    """A bench database with the lot, gates, robots and cameras and a month of history.
+
+    Returns the robots' passwords. The history is analysed before any measurement.
+    """
     import psycopg
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
@@ -141,6 +188,11 @@ def set_up_database() -> dict[str, str]:
         conn.execute(f"CREATE DATABASE {DB_NAME}")
     eppark("migrate", "--verbosity", "0")
     out = eppark("shell", "-c", SETUP.replace("GATES", str(GATES)))
+    with psycopg.connect(f"{PG}/{DB_NAME}", autocommit=True) as conn:
+        if history:
+            for statement in HISTORY:
+                conn.execute(statement, {"gates": GATES, "stays": history})
+        conn.execute("VACUUM ANALYZE")
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 

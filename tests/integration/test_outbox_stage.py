@@ -180,3 +180,29 @@ def test_a_first_send_recorded_after_the_ack_keeps_the_ack(robot: Robot) -> None
     store.mark_sent([pk], sent)  # a retry the poll recorded late changes nothing either
     command = Command.objects.get(pk=pk)
     assert (command.state, command.sent_at, command.attempts) == (CommandState.DONE, sent, 1)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
+@pytest.mark.parametrize(
+    ("statement", "index"),
+    [
+        (outbox._SUPERSEDE_PRESENT_UNLOCKED, "command_pending_by_"),
+        (outbox._WAITING_REPLY, "command_pending_by_"),
+    ],
+)
+def test_lookups_of_pending_commands_use_their_index_in_a_prepared_plan(
+    robot: Robot, statement: str, index: str
+) -> None:
+    # the statements are prepared after a few runs, and a prepared (generic) plan can use a
+    # partial index only if the query names the state itself, not as a parameter
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the test table is tiny
+        cursor.execute(f"PREPARE lookup(bigint) AS {statement.replace('%s', '$1')}")
+        try:
+            cursor.execute("EXPLAIN EXECUTE lookup(1)")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE lookup")
+    assert "$1" in plan  # a generic plan indeed
+    assert index in plan, plan

@@ -35,9 +35,13 @@ class Stay(models.Model):
     """A car's time in a lot, from the entry gate to the exit gate (an entry/exit record)."""
 
     lot = models.ForeignKey(
-        "lots.Lot", on_delete=models.PROTECT, related_name="stays", verbose_name=_("lot")
+        "lots.Lot",
+        on_delete=models.PROTECT,
+        related_name="stays",
+        verbose_name=_("lot"),
+        db_index=False,  # stay_lookup leads with it
     )
-    plate = models.CharField(_("plate"), max_length=16, blank=True, db_index=True)
+    plate = models.CharField(_("plate"), max_length=16, blank=True)
     entered_as = models.CharField(_("entered as"), max_length=16, choices=EnteredAs.choices)
     state = models.CharField(
         _("state"), max_length=16, choices=StayState.choices, default=StayState.INSIDE
@@ -79,6 +83,7 @@ class Stay(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("closed by"),
+        db_index=False,  # stay_closed_by: only the stays closed by hand
     )
     close_note = models.CharField(_("closing note"), max_length=256, blank=True)
 
@@ -86,7 +91,17 @@ class Stay(models.Model):
         verbose_name = _("stay")
         verbose_name_plural = _("stays")
         ordering = ["-entered_at"]
-        indexes = [models.Index(fields=["lot", "plate", "exited_at"], name="stay_lookup")]
+        # a stay is written on entry and again on exit: plain btree indexes only (no
+        # LIKE-pattern twin), the lot's FK served by stay_lookup, who closed it only where set
+        indexes = [
+            models.Index(fields=["lot", "plate", "exited_at"], name="stay_lookup"),
+            models.Index(fields=["plate"], name="stay_by_plate"),
+            models.Index(
+                fields=["closed_by"],
+                condition=models.Q(closed_by__isnull=False),
+                name="stay_closed_by",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(exited_at__isnull=True)
