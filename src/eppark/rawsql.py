@@ -8,6 +8,8 @@ the ORM would.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,3 +42,19 @@ def aware(value: Any) -> datetime:
 def aware_or_none(value: Any) -> datetime | None:
     """``aware``, keeping NULL."""
     return None if value is None else aware(value)
+
+
+def any_of(values: Sequence[Any]) -> tuple[str, Any]:
+    """``column <fragment>`` matching any of ``values``, and its one parameter.
+
+    One statement text whatever the list's length (PostgreSQL prepares it once):
+    ``= ANY(array)``, or on SQLite ``IN`` over a JSON array.
+    """
+    if connection.vendor == "postgresql":
+        return "= ANY(%s)", list(values)
+    return "IN (SELECT value FROM json_each(%s))", json.dumps(list(values))
+
+
+def loads(value: Any) -> Any:
+    """A JSON column read by a raw query (Django has both databases hand it over as text)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value

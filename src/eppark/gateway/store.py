@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models import DateTimeField, Q, Value
 from django.db.models.functions import Coalesce
 from django.db.models.signals import post_delete, post_save
 
@@ -31,17 +31,19 @@ from eppark.devices.models import (
     CommandState,
     Robot,
     RobotEvent,
-    RobotScreen,
 )
 from eppark.devices.outbox import Outgoing
 from eppark.domain.errors import BadInput
 from eppark.gateway import protocol
+from eppark.rawsql import any_of, js, loads, ts
 from eppark.stays.congestion import resolve, waiting_at
 from eppark.stays.models import Resolution
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")
 
+_PENDING, _SENT = f"'{CommandState.PENDING.value}'", f"'{CommandState.SENT.value}'"
+_DONE, _FAILED = f"'{CommandState.DONE.value}'", f"'{CommandState.FAILED.value}'"
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(seconds=15)
 TERMINAL = (CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED)
@@ -180,15 +182,16 @@ def mark_first_sent(pks: list[int], now: datetime) -> None:
     """
     if not pks:
         return
-    fresh = Command.objects.filter(pk__in=pks, attempts=0)
-    with transaction.atomic():
-        _unlocked(fresh).update(
-            attempts=1,
-            sent_at=now,
-            next_attempt_at=now + RETRY_BASE,
-            state=Case(
-                When(state=CommandState.PENDING, then=Value(CommandState.SENT)), default=F("state")
-            ),
+    among, ids = any_of(pks)
+    fresh = f"SELECT id FROM devices_command WHERE id {among} AND attempts = 0"
+    if connection.vendor == "postgresql":
+        fresh += " FOR UPDATE SKIP LOCKED"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE devices_command SET attempts = 1, sent_at = %s, next_attempt_at = %s,"
+            f" state = CASE WHEN state = {_PENDING} THEN {_SENT} ELSE state END"
+            f" WHERE id IN ({fresh})",
+            [ts(now), ts(now + RETRY_BASE), ids],
         )
 
 
@@ -273,13 +276,18 @@ def apply_acks(acks: list[tuple[str, bytes]], now: datetime) -> None:
     parsed = _readable(acks, protocol.Ack.from_json, "ack")
     if not parsed:
         return
-    rows = Command.objects.filter(cmd_id__in={ack.cmd_id for _, ack in parsed}).values_list(
-        "cmd_id", "pk", "cmd", "args", "robot_id", "robot__code", "state"
-    )
+    among, cmd_ids = any_of(sorted({ack.cmd_id for _, ack in parsed}))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.cmd_id, c.id, c.cmd, c.args, c.robot_id, r.code, c.state"
+            " FROM devices_command c JOIN devices_robot r ON r.id = c.robot_id"
+            f" WHERE c.cmd_id {among}",
+            [cmd_ids],
+        )
+        rows = cursor.fetchall()
     known = {
-        (cmd_id, code): _Acked(pk, cmd, args, robot_id, state)
+        (cmd_id, code): _Acked(pk, cmd, loads(args), robot_id, state)
         for cmd_id, pk, cmd, args, robot_id, code, state in rows
-        if robot_id is not None
     }
     screens: dict[int, dict[str, Any]] = {}
     for code, ack in parsed:
@@ -300,13 +308,16 @@ def apply_acks(acks: list[tuple[str, bytes]], now: datetime) -> None:
     for command in known.values():
         if command.changed:
             groups.setdefault((command.state, command.detail[:500]), []).append(command.pk)
-    with transaction.atomic():
+    with transaction.atomic(), connection.cursor() as cursor:
         for (state, detail), pks in groups.items():
-            Command.objects.filter(pk__in=pks).exclude(state__in=SETTLED).update(
-                state=state, acked_at=now, detail=detail
+            among, ids = any_of(sorted(pks))
+            cursor.execute(
+                "UPDATE devices_command SET state = %s, acked_at = %s, detail = %s"
+                f" WHERE id {among} AND state NOT IN ({_DONE}, {_FAILED})",
+                [state, ts(now), detail, ids],
             )
         if screens:
-            _remember_screens(screens)
+            _remember_screens(cursor, screens)
 
 
 def _screen(command: _Acked, ack: protocol.Ack) -> dict[str, Any]:
@@ -329,23 +340,31 @@ def _screen(command: _Acked, ack: protocol.Ack) -> dict[str, Any]:
     }
 
 
-def _remember_screens(screens: dict[int, dict[str, Any]]) -> None:
+_REMEMBER_SCREEN = (
+    "INSERT INTO devices_robotscreen (robot_id, voice, display, light, since, cmd_id)"
+    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (robot_id) DO UPDATE SET"
+    " voice = excluded.voice, display = excluded.display, light = excluded.light,"
+    " since = excluded.since, cmd_id = excluded.cmd_id"
+    " WHERE devices_robotscreen.since IS NULL OR devices_robotscreen.since <= excluded.since"
+)
+
+
+def _remember_screens(cursor: Any, screens: dict[int, dict[str, Any]]) -> None:
     """Store each robot's newest screen; an older prompt's late ack overwrites nothing."""
-    current = dict(
-        RobotScreen.objects.filter(robot_id__in=list(screens)).values_list("robot_id", "since")
+    cursor.executemany(
+        _REMEMBER_SCREEN,
+        [
+            (
+                robot_id,
+                screen["voice"],
+                js(screen["display"]),
+                screen["light"],
+                ts(screen["since"]),
+                screen["cmd_id"],
+            )
+            for robot_id, screen in sorted(screens.items())
+        ],
     )
-    fresh = [
-        RobotScreen(robot_id=robot_id, **values)
-        for robot_id, values in screens.items()
-        if current.get(robot_id) is None or values["since"] >= current[robot_id]
-    ]
-    if fresh:
-        RobotScreen.objects.bulk_create(
-            fresh,
-            update_conflicts=True,
-            unique_fields=["robot"],
-            update_fields=["voice", "display", "light", "since", "cmd_id"],
-        )
 
 
 def apply_status(code: str, payload: bytes, now: datetime) -> None:
@@ -368,8 +387,9 @@ _seen: dict[str, float] = {}  # robot code → when this process last recorded i
 
 
 def forget_seen(*_args: Any, **_kwargs: Any) -> None:
-    """Forget which robots were recorded online (a robot was saved or deleted)."""
+    """Forget which robots were recorded online, and their ids (a robot was saved or deleted)."""
     _seen.clear()
+    _robot_pks.clear()
 
 
 def connect_signals() -> None:
@@ -399,28 +419,42 @@ ACTING_EVENTS = frozenset({"loop", "qr_scanned"})
 def apply_events(events: list[tuple[str, bytes]], now: datetime) -> None:
     """Robots' events, once per event id: recorded in bulk; the acting ones one by one."""
     parsed = _readable(events, protocol.Event.from_json, "event")
-    robots = dict(
-        Robot.objects.filter(code__in={code for code, _ in parsed}).values_list("code", "pk")
-    )
+    robots = _robot_ids({code for code, _ in parsed})
     plain = [
-        RobotEvent(
-            robot_id=robots[code],
-            event_id=event.event_id,
-            type=event.type,
-            ts=event.ts,
-            data=event.data.to_dict(),
-            received_at=now,
+        (
+            robots[code],
+            event.event_id,
+            event.type,
+            ts(event.ts),
+            js(event.data.to_dict()),
+            ts(now),
         )
         for code, event in parsed
         if code in robots and event.type not in ACTING_EVENTS
     ]
     if plain:
-        RobotEvent.objects.bulk_create(plain, ignore_conflicts=True)  # redeliveries: once
+        with connection.cursor() as cursor:
+            cursor.executemany(_RECORD_EVENT, plain)  # redeliveries: once
     if robots:
         _mark_seen(robots, now)
     for code, event in parsed:
         if code in robots and event.type in ACTING_EVENTS:
             _act_on(code, event, now)
+
+
+_RECORD_EVENT = (
+    "INSERT INTO devices_robotevent (robot_id, event_id, type, ts, data, received_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (robot_id, event_id) DO NOTHING"
+)
+_robot_pks: dict[str, int] = {}  # robot code → id; forgotten when a robot is saved or deleted
+
+
+def _robot_ids(codes: set[str]) -> dict[str, int]:
+    """The ids of the robots with these codes (unknown codes are left out)."""
+    missing = codes - _robot_pks.keys()
+    if missing:
+        _robot_pks.update(Robot.objects.filter(code__in=missing).values_list("code", "pk"))
+    return {code: _robot_pks[code] for code in codes if code in _robot_pks}
 
 
 def _act_on(code: str, event: protocol.Event, now: datetime) -> RobotEvent | None:
