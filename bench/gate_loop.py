@@ -195,6 +195,7 @@ def set_up_database(history: int = HISTORY_STAYS) -> dict[str, str]:
             for statement in HISTORY:
                 conn.execute(statement, {"gates": GATES, "stays": history})
         conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")  # the history's pages on disk now, not during the runs
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
