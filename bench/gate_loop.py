@@ -441,34 +441,37 @@ def cpu_seconds() -> dict[str, float]:
     """CPU seconds used so far by each role: the server, the robots, the broker, PostgreSQL, us."""
     tick = os.sysconf("SC_CLK_TCK")
 
-    def used(pid: int, children: bool = False) -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
+    def stat(pid: int) -> list[str]:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+    def cpu(fields: list[str], children: bool = False) -> float:
         own = int(fields[11]) + int(fields[12])
         # cutime + cstime: what its children used that have ended (PostgreSQL backends and
         # autovacuum workers come and go; the postmaster collects their CPU)
         return (own + (int(fields[13]) + int(fields[14]) if children else 0)) / tick
 
+    def used(pid: int) -> float:
+        try:
+            return cpu(stat(pid))
+        except OSError:
+            return 0.0
+
     out = {role: used(pid) for role, pid in ROLES.items()}
     out["bench client"] = used(os.getpid())
-    postgres = 0.0
-    pg_pids = set()
+    processes: dict[int, tuple[str, list[str]]] = {}  # pid → (command name, stat fields)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pg_pids.add(int(entry.name))
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(entry.name) in pg_pids:
-                    postmaster = int(stat[1]) not in pg_pids
-                    postgres += used(int(entry.name), children=postmaster)
-                if "server" in ROLES and int(stat[1]) == ROLES["server"]:  # a web worker
-                    out["server"] += used(int(entry.name))
+                comm = (entry / "comm").read_text().strip()
+                processes[int(entry.name)] = (comm, stat(int(entry.name)))
+    postgres = 0.0
+    for comm, fields in processes.values():
+        parent = int(fields[1])
+        if comm == "postgres":
+            postmaster = processes.get(parent, ("", []))[0] != "postgres"
+            postgres += cpu(fields, children=postmaster)
+        if "server" in ROLES and parent == ROLES["server"]:  # a web worker
+            out["server"] += cpu(fields)
     out["postgresql"] = postgres
     return out
 

@@ -9,6 +9,7 @@ the ORM would.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -58,3 +59,15 @@ def any_of(values: Sequence[Any]) -> tuple[str, Any]:
 def loads(value: Any) -> Any:
     """A JSON column read by a raw query (Django has both databases hand it over as text)."""
     return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def literal(*values: str) -> str:
+    """Fixed values (an enum's) as SQL literals, comma-separated, to write into a statement.
+
+    A lookup that must match a partial index names its state in the SQL: a prepared
+    statement's generic plan cannot see inside a parameter. Only plain words are taken.
+    """
+    for value in values:
+        if not re.fullmatch(r"[a-z_]+", value):
+            raise ValueError(f"not a plain SQL word: {value!r}")
+    return ", ".join(f"'{value}'" for value in values)

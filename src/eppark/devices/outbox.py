@@ -27,7 +27,7 @@ from django.db import connection, transaction
 
 from eppark.devices.models import Camera, Channel, Command, CommandState, Robot
 from eppark.gateway import protocol
-from eppark.rawsql import aware, js, ts
+from eppark.rawsql import aware, js, literal, ts
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "eppark_outbox"
@@ -99,16 +99,16 @@ _INSERT = (
 # partial indexes over pending commands (command_pending_by_robot, _by_camera) serve only a
 # query whose condition matches theirs, and a prepared statement's generic plan cannot see
 # inside a parameter. (Measured with a month of history: the supersede took 173 µs.)
-_PENDING = f"'{CommandState.PENDING.value}'"
+_PENDING = literal(CommandState.PENDING)
 _SUPERSEDE_PRESENT = (
-    f"UPDATE devices_command SET state = '{CommandState.EXPIRED.value}',"
+    f"UPDATE devices_command SET state = {literal(CommandState.EXPIRED)},"
     " detail = 'superseded by a newer prompt'"
     f" WHERE robot_id = %s AND cmd = 'present' AND state = {_PENDING}"
 )
 # PostgreSQL: a prompt the gateway holds locked (being marked sent, or acked) is on its way
 # already; waiting for it would queue every read at this robot behind the gateway's batch.
 _SUPERSEDE_PRESENT_UNLOCKED = (
-    f"UPDATE devices_command SET state = '{CommandState.EXPIRED.value}',"
+    f"UPDATE devices_command SET state = {literal(CommandState.EXPIRED)},"
     " detail = 'superseded by a newer prompt'"
     " WHERE id IN (SELECT id FROM devices_command WHERE robot_id = %s AND cmd = 'present'"
     f" AND state = {_PENDING} FOR UPDATE SKIP LOCKED)"
@@ -303,7 +303,7 @@ def open_by_camera(camera: Camera, channel: str, now: datetime, **extra: Any) ->
 
 _WAITING_REPLY = (
     "SELECT id, expires_at FROM devices_command"
-    f" WHERE camera_id = %s AND channel = '{Channel.CAMERA_REPLY.value}' AND state = {_PENDING}"
+    f" WHERE camera_id = %s AND channel = {literal(Channel.CAMERA_REPLY)} AND state = {_PENDING}"
     " ORDER BY created_at, id"
 )
 

@@ -35,18 +35,15 @@ from eppark.devices.models import (
 from eppark.devices.outbox import Outgoing
 from eppark.domain.errors import BadInput
 from eppark.gateway import protocol
-from eppark.rawsql import any_of, js, loads, ts
+from eppark.rawsql import any_of, js, literal, loads, ts
 from eppark.stays.congestion import resolve, waiting_at
 from eppark.stays.models import Resolution
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")
 
-_PENDING, _SENT = f"'{CommandState.PENDING.value}'", f"'{CommandState.SENT.value}'"
-_DONE, _FAILED = f"'{CommandState.DONE.value}'", f"'{CommandState.FAILED.value}'"
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(seconds=15)
-TERMINAL = (CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED)
 SETTLED = (CommandState.DONE, CommandState.FAILED)
 """What a robot's ack never changes. ``expired`` is the server giving up on hearing back;
 a robot that ran the command in time (by its own clock) and says so is believed."""
@@ -189,7 +186,8 @@ def mark_first_sent(pks: list[int], now: datetime) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "UPDATE devices_command SET attempts = 1, sent_at = %s, next_attempt_at = %s,"
-            f" state = CASE WHEN state = {_PENDING} THEN {_SENT} ELSE state END"
+            f" state = CASE WHEN state = {literal(CommandState.PENDING)}"
+            f" THEN {literal(CommandState.SENT)} ELSE state END"
             f" WHERE id IN ({fresh})",
             [ts(now), ts(now + RETRY_BASE), ids],
         )
@@ -313,7 +311,7 @@ def apply_acks(acks: list[tuple[str, bytes]], now: datetime) -> None:
             among, ids = any_of(sorted(pks))
             cursor.execute(
                 "UPDATE devices_command SET state = %s, acked_at = %s, detail = %s"
-                f" WHERE id {among} AND state NOT IN ({_DONE}, {_FAILED})",
+                f" WHERE id {among} AND state NOT IN ({literal(*SETTLED)})",
                 [state, ts(now), detail, ids],
             )
         if screens:
