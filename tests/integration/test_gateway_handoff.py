@@ -470,3 +470,22 @@ def test_events_keep_a_robot_online_with_one_write_every_few_seconds() -> None:
     store.apply_events([_event()], later)
     robot.refresh_from_db()
     assert (robot.online, robot.last_seen_at) == (True, later)
+
+
+@pytest.mark.django_db
+def test_an_ack_records_the_send_its_first_send_record_missed() -> None:
+    robot = _robot()
+    now = _now()
+    # published, but the batch that records first sends passed over it (an ack batch held
+    # the row) or has not run yet: the robot's ack is proof enough that it went out
+    command = outbox.present(robot, PAY, now)
+    store.apply_acks([_ack(command, "done", now)], now + timedelta(seconds=1))
+    command.refresh_from_db()
+    assert command.state == CommandState.DONE
+    assert command.sent_at == now + timedelta(seconds=1)
+    # a send already recorded keeps its time
+    later = outbox.present(robot, WELCOME, now)
+    store.mark_first_sent([later.pk], now)
+    store.apply_acks([_ack(later, "done", now)], now + timedelta(seconds=2))
+    later.refresh_from_db()
+    assert later.sent_at == now

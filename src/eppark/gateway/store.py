@@ -310,9 +310,12 @@ def apply_acks(acks: list[tuple[str, bytes]], now: datetime) -> None:
         for (state, detail), pks in groups.items():
             among, ids = any_of(sorted(pks))
             cursor.execute(
-                "UPDATE devices_command SET state = %s, acked_at = %s, detail = %s"
+                # an ack proves the send: its record may have been skipped (first sends are
+                # recorded in batches that pass over rows an ack batch holds) or not made yet
+                "UPDATE devices_command SET state = %s, acked_at = %s, detail = %s,"
+                " sent_at = COALESCE(sent_at, %s)"
                 f" WHERE id {among} AND state NOT IN ({literal(*SETTLED)})",
-                [state, ts(now), detail, ids],
+                [state, ts(now), detail, ts(now), ids],
             )
         if screens:
             _remember_screens(cursor, screens)
