@@ -1,7 +1,8 @@
 """The repository names no absolute path of the machine it was checked out on.
 
-A lock file or config that points at one checkout (an editable ``-e`` line with a file URL) breaks a clone
-elsewhere, or silently installs and tests the other checkout's code.
+A lock file or config that points at one checkout (an editable ``-e`` line with a
+file URL) breaks a clone elsewhere, or silently installs and tests the other
+checkout's code.
 """
 
 from __future__ import annotations
