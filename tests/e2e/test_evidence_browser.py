@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import struct
 import time
-import zlib
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from eppark.accounts.models import Role
 from eppark.accounts.roles import sync_role_groups
 from eppark.devices.models import RobotScreen
 from eppark.evidence import links
+from eppark.sim.cameras import fake_jpeg
 from eppark.stays.models import GateVisit
 from tests.e2e.test_live_pages_browser import log_in
 from tests.integration.factories import build_lot, staff
@@ -28,30 +27,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LOADED = "img => img.complete && img.naturalWidth > 0"
 
 
-def tiny_png(width: int = 8, height: int = 6) -> bytes:
-    """A real (decodable) orange PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    rows = b"".join(b"\x00" + b"\xff\x80\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
 @pytest.fixture
 def world(live_server: Any, settings: Any) -> dict[str, Any]:
     sync_role_groups()  # transactional tests flush the groups the migrations made
     root = User.objects.create_superuser("root", password="pw-not-used")
     a = build_lot("caike", "彩科彩悦大厦", "粤B11111", root)
     b = build_lot("futian", "福田中心", "粤B99999", root)
-    name = default_storage.save("photos/caike/visit.png", ContentFile(tiny_png()))
+    photo = fake_jpeg("caike visit")  # what the simulated cameras send: a real JPEG
+    name = default_storage.save("photos/caike/visit.jpg", ContentFile(photo))
     visit = GateVisit.objects.get(lot=a.lot)
     visit.photo = name
     visit.save()
@@ -69,7 +52,7 @@ def test_gate_visit_page_shows_its_photo(world: dict[str, Any], browser_page: Pa
     expect(photo).to_have_count(1)
     photo.wait_for()
     page.wait_for_function(f"() => ({LOADED})(document.querySelector('img.evidence-photo'))")
-    assert photo.evaluate("img => img.naturalWidth") == 8
+    assert photo.evaluate("img => img.naturalWidth") == 160
 
     page.goto(world["url"] + reverse("admin:stays_gatevisit_changelist"))
     page.wait_for_function(f"() => ({LOADED})(document.querySelector('img.evidence-photo'))")
