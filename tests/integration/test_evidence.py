@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core import signing
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import Client
@@ -240,6 +241,29 @@ def test_a_link_to_another_file_than_the_record_holds_fails(world: dict[str, Any
     response = Client().get(signed_path(url))
     assert response.status_code == 404
     assert response.content.decode() == "照片已不存在。"
+
+
+def test_a_link_to_a_file_gone_from_storage_says_so(world: dict[str, Any]) -> None:
+    stay = world["a"].stay
+    url = links.signed_url("stay", stay.pk, "entry_photo", str(stay.entry_photo.name))
+    default_storage.delete(str(stay.entry_photo.name))
+    response = Client().get(signed_path(url))
+    assert response.status_code == 404
+    assert response.content.decode() == "照片已不存在。"
+
+
+def test_a_link_carries_no_storage_path(world: dict[str, Any]) -> None:
+    stay = world["a"].stay
+    token = links.sign("stay", stay.pk, "entry_photo", str(stay.entry_photo.name))
+    assert "photos/" not in str(signing.loads(token, salt=links.SALT))
+
+
+def test_evidence_is_only_read(world: dict[str, Any]) -> None:
+    stay = world["a"].stay
+    url, (_name, data) = next(iter(world["files"].items()))
+    assert_nothing(client_for(world["users"]["superuser"]).post(url), data, status=405)
+    signed = links.signed_url("stay", stay.pk, "entry_photo", str(stay.entry_photo.name))
+    assert_nothing(Client().post(signed_path(signed)), data, status=405)
 
 
 # --- the shared-space screen ----------------------------------------------------------------------

@@ -1,15 +1,17 @@
 """Links to evidence files: signed and expiring for robots and phones, plain for staff.
 
-A signed link names the record, the field and the file it held when the link
-was made, and when the link expires; ``django.core.signing`` (salted, keyed by
-``SECRET_KEY``) makes it tamper-proof. Nothing in it is a storage path a client
-could change. A link in a robot's ``present`` command lives as long as the
+A signed link names the record, the field, a digest of the file it held when
+the link was made, and when the link expires; ``django.core.signing`` (salted,
+keyed by ``SECRET_KEY``) makes it tamper-proof. It carries no storage path: the
+file is found from the record, and a record whose file changed since answers
+no longer. A link in a robot's ``present`` command lives as long as the
 prompt (``EPPARK_PRESENT_TTL_S``) plus ``MARGIN_S`` (a robot that receives the
 command late, a phone that reloads the screen).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +40,17 @@ class Link:
     kind: str
     pk: int
     field: str
-    name: str
+    digest: str  # of the file's stored name
     expires: int  # Unix time
+
+    def names(self, name: str | None) -> bool:
+        """Whether the link was made for the stored file ``name``."""
+        return bool(name) and digest(name or "") == self.digest
+
+
+def digest(name: str) -> str:
+    """A short fingerprint of a stored file name (the name itself stays on the server)."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
 
 
 def link_ttl() -> int:
@@ -58,7 +69,7 @@ def sign(
     """A token for the file ``name`` held in ``field`` of record ``kind``/``pk``."""
     issued = time.time() if now is None else now
     expires = int(issued + (link_ttl() if ttl is None else ttl))
-    payload = {"k": kind, "i": pk, "f": field, "n": name, "e": expires}
+    payload = {"k": kind, "i": pk, "f": field, "n": digest(name), "e": expires}
     return signing.dumps(payload, salt=SALT, compress=True)
 
 

@@ -18,6 +18,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_safe
 
 from eppark.accounts.scoping import may_act_on_lot
 from eppark.evidence import links
@@ -49,6 +50,7 @@ def _stream(name: str, cache_seconds: int) -> HttpResponseBase:
     return response
 
 
+@require_safe
 def staff_file(request: HttpRequest, kind: str, pk: int, field: str) -> HttpResponseBase:
     """One evidence file for logged-in staff who serve its lot and may view its record."""
     user: Any = request.user
@@ -72,6 +74,7 @@ def _refused(message: str, status: int) -> HttpResponse:
     return response
 
 
+@require_safe
 def signed_file(request: HttpRequest, token: str) -> HttpResponseBase:
     """One evidence file for a robot or a phone holding an unexpired signed link."""
     try:
@@ -83,6 +86,9 @@ def signed_file(request: HttpRequest, token: str) -> HttpResponseBase:
     evidence = KINDS.get(link.kind)
     record = evidence.find(link.pk) if evidence and link.field in evidence.fields else None
     name = getattr(record, link.field).name if record is not None else ""
-    if not name or name != link.name:
-        return _refused(_("This photo is no longer available."), 404)
-    return _stream(name, max(0, link.expires - int(time.time())))
+    if link.names(name):
+        try:
+            return _stream(name, max(0, link.expires - int(time.time())))
+        except Http404:
+            pass
+    return _refused(_("This photo is no longer available."), 404)
