@@ -13,4 +13,5 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("devices/", include("eppark.devices.urls")),
     path("console/", include("eppark.console.urls")),
+    path("evidence/", include("eppark.evidence.urls")),  # photos by record or signed link
 ]

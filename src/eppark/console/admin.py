@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from eppark.accounts.scoping import LotScopedAdminMixin
 from eppark.console.models import AbnormalOpen, AbnormalOpenEvidence, Seat
+from eppark.evidence.admin import photo_display
 
 
 class EvidenceInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -15,9 +16,10 @@ class EvidenceInline(admin.TabularInline):  # type: ignore[type-arg]
 
     model = AbnormalOpenEvidence
     extra = 0
-    fields = ("kind", "file", "taken_at")
+    fields = ("kind", "file_preview", "taken_at")
     readonly_fields = fields
     can_delete = False
+    file_preview = photo_display("file", _("file"))
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         """Evidence is attached by the console when the gate is opened."""

@@ -29,6 +29,7 @@ from django.views.decorators.cache import never_cache
 from eppark.accounts.scoping import restrict
 from eppark.devices.models import LPR_VENDORS, Camera, Robot, RobotScreen
 from eppark.domain.scenarios import SCENARIOS
+from eppark.evidence import links as evidence_links
 from eppark.lots.models import Gate, Lot
 from eppark.stays.congestion import held_up
 from eppark.stays.models import GateVisit
@@ -97,6 +98,16 @@ def _safe_url(value: Any) -> str | None:
     return None
 
 
+def _photo_url(value: Any) -> str | None:
+    """A car's photo for the mirror page: our signed link becomes the staff URL of its file.
+
+    The robot's link may have expired long ago; staff see the same photo through
+    the staff view, which checks their lot. Any other URL is kept only if safe.
+    """
+    url = _safe_url(value)
+    return evidence_links.staff_path_for(url) or url if url else None
+
+
 def _text(value: Any) -> str:
     """A display field as text ("" when missing)."""
     return value if isinstance(value, str) else ""
@@ -117,7 +128,7 @@ def clean_display(raw: Any) -> dict[str, Any] | None:
         out["vehicles"] = [
             {
                 "plate": _text(item.get("plate")),
-                "photo_url": _safe_url(item.get("photo_url")),
+                "photo_url": _photo_url(item.get("photo_url")),
                 "entered_at": _text(item.get("entered_at")) or None,
             }
             for item in (vehicles if isinstance(vehicles, list) else [])

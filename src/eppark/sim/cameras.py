@@ -9,9 +9,9 @@ the offline flag and the pictures. Shapes follow protocols.md: Vzenith
 false for no plate, pictures in the ``-_.`` base64 variant), Hikvision
 multipart ``anpr.xml`` + JPEG parts (``isDataRetransmission`` for backlog),
 Dahua ``TollgateInfo`` JSON (``IsExist`` false for no plate, ``AccurateTime``
-in camera-local time; Dahua has no offline flag). Pictures are small
-JPEG-shaped byte strings (``FF D8`` … ``FF D9``) holding every byte value, so
-that binary safety is exercised too.
+in camera-local time; Dahua has no offline flag). Pictures are a small real
+JPEG with a comment holding every byte value, so that binary safety is
+exercised too and the photos show in the back office.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from eppark.devices.lpr.events import DEFAULT_TZ, HttpPush, Vendor
+from eppark.sim.picture import CAR_JPEG
 
 TIME_RESOLUTION: Final[dict[Vendor, timedelta]] = {
     "vzenith": timedelta(microseconds=1),
@@ -44,11 +45,11 @@ _PartSpec = tuple[str, str | None, str | None, bytes]
 
 
 def fake_jpeg(seed: str) -> bytes:
-    """A small JPEG-shaped byte string (SOI, JFIF, a comment with ``seed``, EOI)."""
+    """A small real JPEG (``sim.picture``) with a comment holding ``seed`` and every byte value."""
     comment = seed.encode("utf-8")[:200] + bytes(range(256))
-    app0 = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
     com = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
-    return b"\xff\xd8" + app0 + com + b"\xff\xd9"
+    after_app0 = 4 + int.from_bytes(CAR_JPEG[4:6], "big")  # SOI, then the JFIF segment
+    return CAR_JPEG[:after_app0] + com + CAR_JPEG[after_app0:]
 
 
 def truncate(at: datetime, vendor: Vendor) -> datetime:

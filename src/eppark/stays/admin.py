@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from eppark.accounts.scoping import LotScopedAdminMixin
+from eppark.evidence.admin import LIST_HEIGHT, photo_display
 from eppark.stays.models import GateVisit, Stay
 
 
@@ -27,12 +28,17 @@ class StayAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg
         "state",
         "total",
         "paid",
+        "entry_photo_thumb",
     )
     list_filter = ("state", "entered_as", "lot")
     search_fields = ("plate",)
     date_hierarchy = "entered_at"
     list_select_related = ("lot", "entry_gate", "exit_gate")
-    readonly_fields = ("closed_by",)
+    readonly_fields = ("closed_by", "entry_photo_preview", "exit_photo_preview")
+    exclude = ("entry_photo", "exit_photo")  # evidence: shown by the previews, never replaced
+    entry_photo_thumb = photo_display("entry_photo", _("entry photo"), LIST_HEIGHT)
+    entry_photo_preview = photo_display("entry_photo", _("entry photo"))
+    exit_photo_preview = photo_display("exit_photo", _("exit photo"))
     actions = ("close_by_hand",)
 
     @admin.action(
@@ -61,11 +67,16 @@ class GateVisitAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[typ
         "expected_action",
         "resolution",
         "resolved_at",
+        "photo_thumb",
     )
     list_filter = ("scenario", "resolution", "lot")
     search_fields = ("plate",)
     date_hierarchy = "arrived_at"
     list_select_related = ("gate", "gate__lot")
+    readonly_fields = ("photo_preview",)
+    exclude = ("photo",)  # evidence: shown by the preview (the raw field links to no route)
+    photo_thumb = photo_display("photo", _("photo"), LIST_HEIGHT)
+    photo_preview = photo_display("photo", _("photo"))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Visits are recorded by the gate loop only."""

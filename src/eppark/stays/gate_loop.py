@@ -46,6 +46,7 @@ from eppark.domain.decide import (
 from eppark.domain.scenarios import Scenario
 from eppark.domain.tariff import Payment, compute_fee
 from eppark.domain.tariff.command import parse_rule_cached
+from eppark.evidence import links as evidence_links
 from eppark.lots.models import Gate, Lot, OpeningChannel
 from eppark.orders.models import Order, OrderState
 from eppark.passes.models import MonthlyPass, PassPlate
@@ -582,11 +583,12 @@ def _group_vehicles(lot_id: int, pass_id: int | None, plate: str) -> list[dict[s
     stays = Stay.objects.filter(lot_id=lot_id, plate__in=plates, exited_at__isnull=True).order_by(
         "entered_at"
     )[:20]
-    base = public_url()
     return [
         {
             "plate": stay.plate,
-            "photo_url": f"{base}{default_storage.url(stay.entry_photo.name)}"
+            "photo_url": evidence_links.signed_url(
+                "stay", stay.pk, "entry_photo", stay.entry_photo.name or ""
+            )
             if stay.entry_photo
             else None,
             "entered_at": stay.entered_at.isoformat(),
