@@ -7,7 +7,7 @@ what they record is compared with what the live path records for the same car.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -25,8 +25,10 @@ LAPSED = -10.0  # the pass ended 10 days ago: past the lot's 7 days
 IN_GRACE = -1.0  # ended a day ago: within the lot's 3 days
 
 
-def tariff_fee(entered_at: datetime, exited_at: datetime) -> int:
-    return compute_fee(parse_rule(TARIFF), entered_at, exited_at).due
+def tariff_fee(stay: Stay) -> int:
+    """What the tariff charges for the stay's time, from entry to exit."""
+    assert stay.exited_at is not None
+    return compute_fee(parse_rule(TARIFF), stay.entered_at, stay.exited_at).due
 
 
 def test_a_lapsed_pass_holder_entering_offline_starts_a_temp_stay_and_owes_the_fee() -> None:
@@ -43,8 +45,9 @@ def test_a_lapsed_pass_holder_entering_offline_starts_a_temp_stay_and_owes_the_f
     stay.refresh_from_db()
     assert stay.state == StayState.LEFT
     assert stay.exit_gate == site.gates["exit"]
+    assert stay.exited_at is not None
     assert abs((stay.exited_at - left).total_seconds()) < 1
-    fee = tariff_fee(stay.entered_at, stay.exited_at)
+    fee = tariff_fee(stay)
     assert fee == 800  # 1 h 50: the first hour 5 yuan, one more started hour 3 yuan
     assert (stay.total, stay.paid) == (fee, 0)  # it left owing the temp fee
     assert not GateVisit.objects.exists()
@@ -70,9 +73,7 @@ def test_an_offline_exit_counts_what_the_stay_paid() -> None:
     left = entered + timedelta(hours=4)
     site.push("exit", "粤B88888", offline=True, at=left)
     stay.refresh_from_db()
-    expected = compute_fee(
-        parse_rule(TARIFF), stay.entered_at, stay.exited_at, []
-    ).total  # 4 h: 5 + 3 × 3 yuan
+    expected = tariff_fee(stay)  # 4 h: 5 + 3 × 3 yuan
     assert (stay.total, stay.paid) == (expected, 500)
     assert stay.total - stay.paid == expected - 500
 
@@ -189,5 +190,5 @@ def test_live_and_offline_exits_agree_on_what_is_owed(
         assert (live_stay.total - live_stay.paid) == owed == 0
     else:  # the live path asks for the fee; the offline one recorded it as owed
         assert live_visit.scenario in ("exit.temp_unpaid", "exit.monthly_lapsed")
-        assert owed == tariff_fee(offline_stay.entered_at, offline_stay.exited_at) > 0
+        assert owed == tariff_fee(offline_stay) > 0
     assert offline_stay.entered_as == ("pass" if case == "valid pass" else "temp")
