@@ -123,9 +123,13 @@ def enters_on_pass(monthly_pass: PassView | None, at: datetime, lot: LotPolicy) 
     The one rule for "pass or temp" at entry: the live decision (entry.monthly_valid)
     and the stay a car starts (``eppark.domain.stays``) both use it.
     """
+    return _admits(pass_status(monthly_pass, at, lot), monthly_pass)
+
+
+def _admits(status: PassStatus, monthly_pass: PassView | None) -> bool:
     return (
-        monthly_pass is not None
-        and pass_status(monthly_pass, at, lot) is PassStatus.VALID
+        status is PassStatus.VALID
+        and monthly_pass is not None
         and monthly_pass.group_in_lot < monthly_pass.spaces
     )
 
@@ -137,9 +141,9 @@ def _status(situation: Situation) -> PassStatus:
 def _entry(s: Situation) -> str:
     if not s.has_plate:
         return "entry.unplated"
-    if enters_on_pass(s.monthly_pass, s.now, s.lot):
-        return "entry.monthly_valid"
     status = _status(s)
+    if _admits(status, s.monthly_pass):
+        return "entry.monthly_valid"
     if status is PassStatus.VALID:  # its group's spaces are taken
         return "entry.shared_full" if s.lot.temp_entry_confirmation else "entry.temp_allowed"
     if status in (PassStatus.EXPIRED_GRACE, PassStatus.EXPIRED_PAYABLE):
