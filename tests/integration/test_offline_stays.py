@@ -192,3 +192,11 @@ def test_live_and_offline_exits_agree_on_what_is_owed(
         assert live_visit.scenario in ("exit.temp_unpaid", "exit.monthly_lapsed")
         assert owed == tariff_fee(offline_stay) > 0
     assert offline_stay.entered_as == ("pass" if case == "valid pass" else "temp")
+
+
+def test_a_camera_clock_ahead_of_ours_does_not_date_a_stay_in_the_future() -> None:
+    site = Site(confirm=False)
+    before = timezone.now()
+    site.push("entry", "粤B88888", offline=True, at=before + timedelta(hours=1))
+    stay = Stay.objects.get()
+    assert before <= stay.entered_at <= timezone.now()
