@@ -103,6 +103,17 @@ def test_an_offline_entry_of_a_full_shared_group_is_temp() -> None:
     assert Stay.objects.get(plate="粤B22222").entered_as == "temp"
 
 
+def test_a_later_backlog_entry_supersedes_the_open_stay_as_a_live_entry_does() -> None:
+    site = Site(confirm=False)
+    first = timezone.now() - timedelta(hours=3)
+    site.push("entry", "粤B88888", offline=True, at=first)
+    site.push("entry", "粤B88888", offline=True, at=first + timedelta(hours=1))
+    old, new = Stay.objects.order_by("entered_at")
+    assert old.state == StayState.CLOSED_BY_HAND
+    assert old.close_note.startswith("superseded")
+    assert new.state == StayState.INSIDE
+
+
 def test_an_old_backlog_entry_does_not_reopen_a_newer_stay() -> None:
     site = Site(confirm=False)
     assert opened(site.push("entry", "粤B88888"))
