@@ -110,20 +110,41 @@ def decide(situation: Situation) -> Scenario:
     return SCENARIOS[_exit(situation)]
 
 
-def _status(situation: Situation) -> PassStatus:
-    if situation.monthly_pass is None:
+def pass_status(monthly_pass: PassView | None, at: datetime, lot: LotPolicy) -> PassStatus:
+    """Standing at ``at`` of the car's pass (none when it has no pass)."""
+    if monthly_pass is None:
         return PassStatus.NONE
-    return situation.monthly_pass.status(situation.now, situation.lot)
+    return monthly_pass.status(at, lot)
+
+
+def enters_on_pass(monthly_pass: PassView | None, at: datetime, lot: LotPolicy) -> bool:
+    """Whether a car entering at ``at`` enters on its pass: valid then, with a free space.
+
+    The one rule for "pass or temp" at entry: the live decision (entry.monthly_valid)
+    and the stay a car starts (``eppark.domain.stays``) both use it.
+    """
+    return _admits(pass_status(monthly_pass, at, lot), monthly_pass)
+
+
+def _admits(status: PassStatus, monthly_pass: PassView | None) -> bool:
+    return (
+        status is PassStatus.VALID
+        and monthly_pass is not None
+        and monthly_pass.group_in_lot < monthly_pass.spaces
+    )
+
+
+def _status(situation: Situation) -> PassStatus:
+    return pass_status(situation.monthly_pass, situation.now, situation.lot)
 
 
 def _entry(s: Situation) -> str:
     if not s.has_plate:
         return "entry.unplated"
     status = _status(s)
-    if status is PassStatus.VALID:
-        assert s.monthly_pass is not None
-        if s.monthly_pass.group_in_lot < s.monthly_pass.spaces:
-            return "entry.monthly_valid"
+    if _admits(status, s.monthly_pass):
+        return "entry.monthly_valid"
+    if status is PassStatus.VALID:  # its group's spaces are taken
         return "entry.shared_full" if s.lot.temp_entry_confirmation else "entry.temp_allowed"
     if status in (PassStatus.EXPIRED_GRACE, PassStatus.EXPIRED_PAYABLE):
         return "entry.monthly_expired"

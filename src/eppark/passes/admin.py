@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -12,7 +11,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from eppark.accounts.scoping import LotScopedAdminMixin
+from eppark.domain.decide import PassStatus
 from eppark.passes.models import MonthlyPass, PassPlate, RenewalApplication, RenewalState
+from eppark.passes.standing import in_standing
 
 
 class PassPlateInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -24,34 +25,34 @@ class PassPlateInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 class PassStatusFilter(admin.SimpleListFilter):
-    """Filter passes by standing: valid, expired within 3/7 days, lapsed, not started."""
+    """Filter passes by standing under each pass's own lot's expiry thresholds.
+
+    Valid; expired but its exit still opens (the lot's ``expired_grace_days``);
+    expired but still renewable (``expired_payable_days``); lapsed; not started.
+    """
 
     title = _("status")
     parameter_name = "status"
 
     def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, Any]]:
-        """The standings, in the manual's thresholds."""
-        return [
-            ("valid", _("valid")),
-            ("grace", _("expired ≤ 3 days")),
-            ("payable", _("expired 3–7 days")),
-            ("lapsed", _("expired > 7 days")),
-            ("future", _("not started")),
-        ]
+        """The standings, by the lots' own thresholds."""
+        return [(key, label) for key, (_status, label) in STANDINGS.items()]
 
     def queryset(self, request: Any, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """Passes in the chosen standing now."""
-        now = timezone.now()
-        day = timedelta(days=1)
-        ranges = {
-            "valid": {"valid_from__lte": now, "valid_until__gte": now},
-            "grace": {"valid_until__lt": now, "valid_until__gte": now - 3 * day},
-            "payable": {"valid_until__lt": now - 3 * day, "valid_until__gte": now - 7 * day},
-            "lapsed": {"valid_until__lt": now - 7 * day},
-            "future": {"valid_from__gt": now},
-        }
-        chosen = ranges.get(self.value() or "")
-        return queryset.filter(**chosen) if chosen else queryset
+        chosen = STANDINGS.get(self.value() or "")
+        if chosen is None:
+            return queryset
+        return in_standing(queryset, chosen[0], timezone.now())
+
+
+STANDINGS: dict[str, tuple[PassStatus, Any]] = {
+    "valid": (PassStatus.VALID, _("valid")),
+    "grace": (PassStatus.EXPIRED_GRACE, _("expired, exit still opens")),
+    "payable": (PassStatus.EXPIRED_PAYABLE, _("expired, can still be renewed")),
+    "lapsed": (PassStatus.LAPSED, _("lapsed")),
+    "future": (PassStatus.NONE, _("not started")),
+}
 
 
 @admin.register(MonthlyPass)
@@ -85,14 +86,14 @@ class MonthlyPassAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[t
 
     @admin.display(description=_("standing"))
     def standing(self, obj: MonthlyPass) -> str:
-        """Valid, or expired for how many days."""
+        """Valid, not started, or its standing under the lot's thresholds and for how long."""
         now = timezone.now()
-        if now < obj.valid_from:
-            return str(_("not started"))
-        if now <= obj.valid_until:
-            return str(_("valid"))
+        status = obj.view(0).status(now, obj.lot.policy)
+        label = next(label for standing, label in STANDINGS.values() if standing is status)
+        if status in (PassStatus.NONE, PassStatus.VALID):
+            return str(label)
         days = obj.expired_for_days(now)
-        return str(_("expired %(days).1f days")) % {"days": days}
+        return str(_("%(standing)s, %(days).1f days")) % {"standing": label, "days": days}
 
 
 @admin.register(RenewalApplication)

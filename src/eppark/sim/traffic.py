@@ -34,9 +34,11 @@ from django.utils import timezone
 
 from eppark.devices.lpr import ADAPTERS, Vendor
 from eppark.devices.models import Camera
+from eppark.domain.decide import PassStatus
 from eppark.domain.plates import LETTERS, PROVINCES
 from eppark.lots.models import Gate, Lot
 from eppark.passes.models import MonthlyPass, PassPlate
+from eppark.passes.standing import standing_q
 from eppark.sim.cameras import build_push
 from eppark.sim.robot import SimRobot
 from eppark.stays.models import EnteredAs, GateVisit, Stay
@@ -92,16 +94,16 @@ def _plates(passes: Any) -> list[str]:
 
 
 def _pass_states(lot: Lot, now: datetime) -> dict[str, Any]:
-    grace, payable = (
-        timedelta(days=lot.expired_grace_days),
-        timedelta(days=lot.expired_payable_days),
-    )
-    started = MonthlyPass.objects.filter(lot=lot, valid_from__lte=now)
+    passes = MonthlyPass.objects.filter(lot=lot)
+    settings = [(lot.expired_grace_days, lot.expired_payable_days)]
     return {
-        "valid": started.filter(valid_until__gte=now),
-        "grace": started.filter(valid_until__lt=now, valid_until__gte=now - grace),
-        "payable": started.filter(valid_until__lt=now - grace, valid_until__gte=now - payable),
-        "lapsed": started.filter(valid_until__lt=now - payable),
+        name: passes.filter(standing_q(status, now, settings))
+        for name, status in (
+            ("valid", PassStatus.VALID),
+            ("grace", PassStatus.EXPIRED_GRACE),
+            ("payable", PassStatus.EXPIRED_PAYABLE),
+            ("lapsed", PassStatus.LAPSED),
+        )
     }
 
 

@@ -35,6 +35,7 @@ from eppark.devices.lpr import ADAPTERS
 from eppark.devices.lpr.events import PlateRead as Read
 from eppark.devices.models import Camera, Channel, Robot
 from eppark.devices.registry import CameraConfig, GateConfig
+from eppark.domain import stays as stay_rules
 from eppark.domain.decide import (
     Direction,
     EnteredAs,
@@ -44,14 +45,15 @@ from eppark.domain.decide import (
     decide,
 )
 from eppark.domain.scenarios import Scenario
-from eppark.domain.tariff import Payment, compute_fee
-from eppark.domain.tariff.command import parse_rule_cached
+from eppark.domain.tariff import Payment
 from eppark.evidence import links as evidence_links
 from eppark.lots.models import Gate, Lot, OpeningChannel
 from eppark.orders.models import Order, OrderState
-from eppark.passes.models import MonthlyPass, PassPlate
-from eppark.rawsql import aware, js, ts
-from eppark.stays.models import Resolution, Stay, StayState
+from eppark.passes.models import PassPlate
+from eppark.rawsql import js, ts
+from eppark.stays import offline, stay_records
+from eppark.stays.models import Resolution, Stay
+from eppark.stays.stay_records import OpenStayRow
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def handle_plate_read(camera: CameraConfig, read: Read, now: datetime) -> ReadOu
         with transaction.atomic(), connection.cursor() as cursor:
             if read.offline:
                 _insert_read(cursor, camera, read, now, photo, None, opened=False)
-                _record_offline(gate, read, photo, now)
+                offline.record(cursor, gate, read, photo, now)
                 return ReadOutcome(open=False, visit_id=None)
             outcome = _decide_and_act(cursor, gate, camera, read, photo, now)
             # the read is recorded last: a re-sent read (same camera and read id) fails
@@ -158,75 +160,12 @@ def _store_photo(camera: CameraConfig, read: Read, now: datetime) -> str:
     return default_storage.save(name, ContentFile(image.data))
 
 
-def _record_offline(gate: GateConfig, read: Read, photo: str, now: datetime) -> None:
-    """A backlog read the camera acted on by itself while offline: keep the stays right."""
-    at = read.read_at or now
-    if not read.plate:
-        return
-    if gate.direction == Direction.ENTRY:
-        if not _open_stay_orm(gate.lot_id, read.plate):
-            monthly = _pass_orm(gate.lot_id, read.plate)
-            Stay.objects.create(
-                lot_id=gate.lot_id,
-                plate=read.plate,
-                entered_as=EnteredAs.PASS if monthly else EnteredAs.TEMP,
-                entered_at=at,
-                entry_gate_id=gate.pk,
-                entry_photo=photo,
-                monthly_pass=monthly,
-            )
-        return
-    stay = _open_stay_orm(gate.lot_id, read.plate)
-    if stay is not None and stay.entered_at <= at:
-        stay.exited_at, stay.exit_gate_id, stay.state = at, gate.pk, StayState.LEFT
-        stay.exit_photo = photo
-        stay.save(update_fields=["exited_at", "exit_gate", "state", "exit_photo"])
-
-
-def _pass_orm(lot_id: int, plate: str) -> MonthlyPass | None:
-    row = (
-        PassPlate.objects.filter(lot_id=lot_id, plate=plate).select_related("monthly_pass").first()
-    )
-    return row.monthly_pass if row else None
-
-
-def _open_stay_orm(lot_id: int, plate: str) -> Stay | None:
-    return (
-        Stay.objects.filter(lot_id=lot_id, plate=plate, exited_at__isnull=True)
-        .order_by("-entered_at")
-        .first()
-    )
-
-
 # --- what the decision needs -----------------------------------------------------------------
 
 _REPEAT = (
     "SELECT id, opened FROM stays_gatevisit WHERE gate_id = %s AND plate = %s"
     " AND arrived_at >= %s ORDER BY arrived_at DESC, id DESC LIMIT 1"
 )
-_PASS = (
-    "SELECT mp.id, mp.valid_from, mp.valid_until, mp.spaces,"
-    " (SELECT COUNT(DISTINCT s.plate) FROM passes_passplate o JOIN stays_stay s"
-    "   ON s.lot_id = o.lot_id AND s.plate = o.plate AND s.exited_at IS NULL"
-    "   WHERE o.monthly_pass_id = mp.id AND o.plate <> %s)"
-    " FROM passes_passplate pp JOIN passes_monthlypass mp ON mp.id = pp.monthly_pass_id"
-    " WHERE pp.lot_id = %s AND pp.plate = %s"
-)
-_OPEN_STAY = (
-    "SELECT id, entered_as, entered_at FROM stays_stay WHERE lot_id = %s AND plate = %s"
-    " AND exited_at IS NULL ORDER BY entered_at DESC, id DESC LIMIT 1"
-)
-_PAYMENTS = (
-    "SELECT paid_at, amount FROM orders_order WHERE stay_id = %s AND state = %s"
-    " AND paid_at IS NOT NULL"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _OpenStay:
-    pk: int
-    entered_as: EnteredAs
-    entered_at: datetime
 
 
 def _decide_and_act(
@@ -239,11 +178,11 @@ def _decide_and_act(
         if repeat is not None:
             opens = bool(repeat[1]) and channel_for(gate, camera) == Channel.CAMERA_REPLY
             return ReadOutcome(open=opens, visit_id=repeat[0], duplicate=True)
-    pass_id, monthly = _pass_for(cursor, gate.lot_id, plate) if plate else (None, None)
+    pass_id, monthly = stay_records.pass_for(cursor, gate.lot_id, plate) if plate else (None, None)
     leaving = plate and gate.direction == Direction.EXIT
-    exit_stay = _open_stay(cursor, gate.lot_id, plate) if leaving else None
+    exit_stay = stay_records.open_stay(cursor, gate.lot_id, plate) if leaving else None
     payments = (
-        _payments(cursor, exit_stay.pk)
+        stay_records.payments(cursor, exit_stay.pk)
         if exit_stay is not None and exit_stay.entered_as is not EnteredAs.PASS
         else []
     )
@@ -265,7 +204,7 @@ def _decide_and_act(
     stay_id = exit_stay.pk if exit_stay else None
     if scenario.opens:
         stay_id = _pass_through(
-            cursor, gate, scenario, plate, photo, pass_id, exit_stay, payments, now
+            cursor, gate, plate, photo, pass_id, monthly, exit_stay, payments, now
         )
     visit_id = _insert_visit(cursor, gate, plate, photo, scenario, decision, stay_id, now)
     if gate.robot_id is not None:
@@ -286,46 +225,20 @@ def _decide_and_act(
     return ReadOutcome(open=reply_opens, visit_id=visit_id)
 
 
-def _pass_for(cursor: Any, lot_id: int, plate: str) -> tuple[int | None, PassView | None]:
-    """The plate's pass in the lot, with its group's *other* cars inside now."""
-    cursor.execute(_PASS, [plate, lot_id, plate])
-    row = cursor.fetchone()
-    if row is None:
-        return None, None
-    return row[0], PassView(aware(row[1]), aware(row[2]), int(row[3]), int(row[4]))
-
-
-def _open_stay(cursor: Any, lot_id: int, plate: str) -> _OpenStay | None:
-    cursor.execute(_OPEN_STAY, [lot_id, plate])
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    entered_as = EnteredAs.PASS if row[1] == EnteredAs.PASS else EnteredAs.TEMP
-    return _OpenStay(row[0], entered_as, aware(row[2]))
-
-
-def _payments(cursor: Any, stay_id: int) -> list[Payment]:
-    cursor.execute(_PAYMENTS, [stay_id, OrderState.PAID])
-    return [Payment(aware(paid_at), int(amount)) for paid_at, amount in cursor.fetchall()]
-
-
 def _stay_view(
-    tariff: dict[str, Any], stay: _OpenStay, payments: list[Payment], now: datetime
+    tariff: dict[str, Any], stay: OpenStayRow, payments: list[Payment], now: datetime
 ) -> StayView:
-    if stay.entered_as is EnteredAs.PASS:
-        return StayView(EnteredAs.PASS, 0, stay.entered_at)
-    return StayView(EnteredAs.TEMP, fee(tariff, stay.entered_at, payments, now)[2], stay.entered_at)
+    return StayView(
+        stay.entered_as, stay_rules.charge(stay.stay, tariff, payments, now).due, stay.entered_at
+    )
 
 
 def fee(
     tariff: dict[str, Any], entered_at: datetime, payments: list[Payment], now: datetime
 ) -> tuple[int, int, int]:
     """(total, paid, due) of a temp stay at ``now`` by ``tariff``, counting paid orders."""
-    counted = [p for p in payments if entered_at <= p.paid_at <= now]
-    if not tariff:
-        return 0, sum(p.amount for p in counted), 0
-    result = compute_fee(parse_rule_cached(tariff), entered_at, max(now, entered_at), counted)
-    return result.total, result.paid, result.due
+    cost = stay_rules.charge(stay_rules.OpenStay(EnteredAs.TEMP, entered_at), tariff, payments, now)
+    return cost.total, cost.paid, cost.due
 
 
 def stay_fee(lot: Lot, stay: Stay, now: datetime) -> tuple[int, int, int]:
@@ -342,20 +255,6 @@ def owed(lot: Lot, stay: Stay, now: datetime) -> int:
 
 # --- the stay and the barrier -------------------------------------------------------------------
 
-_INSERT_STAY = (
-    "INSERT INTO stays_stay (lot_id, plate, entered_as, state, entered_at, entry_gate_id,"
-    " entry_photo, exited_at, exit_gate_id, exit_photo, total, paid, close_note,"
-    " closed_by_id, monthly_pass_id)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, NULL, '', 0, 0, '', NULL, %s) RETURNING id"
-)
-_LEAVE = (
-    "UPDATE stays_stay SET exited_at = %s, exit_gate_id = %s, state = %s, exit_photo = %s"
-    " WHERE id = %s"
-)
-_LEAVE_PAYING = (
-    "UPDATE stays_stay SET exited_at = %s, exit_gate_id = %s, state = %s, exit_photo = %s,"
-    " total = %s, paid = %s WHERE id = %s"
-)
 _INSERT_VISIT = (
     "INSERT INTO stays_gatevisit (gate_id, lot_id, plate, arrived_at, photo, scenario,"
     " decision, expected_action, opened, resolved_at, resolution, stay_id)"
@@ -366,54 +265,38 @@ _INSERT_VISIT = (
 def _pass_through(
     cursor: Any,
     gate: GateConfig,
-    scenario: Scenario,
     plate: str,
     photo: str,
     pass_id: int | None,
-    stay: _OpenStay | None,
+    monthly: PassView | None,
+    stay: OpenStayRow | None,
     payments: list[Payment],
     now: datetime,
 ) -> int | None:
-    """The car passes the barrier: an entry starts a stay, an exit closes it; the stay's id."""
+    """The car passes the barrier: an entry starts a stay, an exit closes it; the stay's id.
+
+    What the stay is and what it owes are the domain's (``eppark.domain.stays``),
+    the same rule the offline backlog follows.
+    """
     if gate.direction == Direction.ENTRY:
-        if not plate:
+        entered_as = stay_rules.entered_as(plate, monthly, gate.policy, now)
+        if entered_as is None:
             return None
-        cursor.execute(
-            "UPDATE stays_stay SET exited_at = %s, state = %s, close_note = %s"
-            " WHERE lot_id = %s AND plate = %s AND exited_at IS NULL AND entered_at <= %s",
-            [
-                ts(now),
-                StayState.CLOSED_BY_HAND,
-                "superseded: the car entered again without a recorded exit",
-                gate.lot_id,
-                plate,
-                ts(now),
-            ],
+        return stay_records.start(
+            cursor,
+            lot_id=gate.lot_id,
+            gate_id=gate.pk,
+            plate=plate,
+            entered_as=entered_as,
+            at=now,
+            photo=photo,
+            pass_id=pass_id,
         )
-        as_pass = scenario.id == "entry.monthly_valid"
-        cursor.execute(
-            _INSERT_STAY,
-            [
-                gate.lot_id,
-                plate,
-                EnteredAs.PASS if as_pass else EnteredAs.TEMP,
-                StayState.INSIDE,
-                ts(now),
-                gate.pk,
-                photo,
-                pass_id,
-            ],
-        )
-        return int(cursor.fetchone()[0])
     if stay is None:
         return None
-    left = [ts(now), gate.pk, StayState.LEFT, photo]
-    if stay.entered_as is EnteredAs.PASS:
-        cursor.execute(_LEAVE, [*left, stay.pk])
-    else:
-        _total, paid, due = fee(gate.tariff, stay.entered_at, payments, now)
-        # inside the exit grace, what was paid is the fee
-        cursor.execute(_LEAVE_PAYING, [*left, paid + due, paid, stay.pk])
+    end = stay_rules.close(stay.stay, gate.tariff, payments, now)
+    if end is not None:
+        stay_records.finish(cursor, stay.pk, end, gate_id=gate.pk, photo=photo)
     return stay.pk
 
 
