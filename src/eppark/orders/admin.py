@@ -66,7 +66,7 @@ class OrderAdmin(AuditedAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):  # t
     )
     readonly_fields = ("yuan", "created_at")
     object_actions = (REFUND,)
-    money_fields = frozenset({"amount"})
+    money_fields = {"amount": _("amount (yuan)")}
 
     @admin.display(description=_("amount (yuan)"), ordering="amount")
     def yuan(self, order: Order) -> str:

@@ -85,7 +85,7 @@ class AuditedAdminMixin:
     """Read-only change form, named actions per row, and a readable history per row."""
 
     object_actions: tuple[ObjectAction, ...] = ()
-    money_fields: frozenset[str] = frozenset()
+    money_fields: Mapping[str, Any] = {}  # field name → its label in yuan
     change_form_template: Any = "records/change_form.html"
 
     # -- permissions ------------------------------------------------------------------------
@@ -215,8 +215,9 @@ class AuditedAdminMixin:
 
     def record_summary(self, obj: Any) -> list[tuple[str, str]]:
         """(label, value in words) of the row, shown above an action's form."""
+        money = self.money_fields
         return [
-            (str(f.verbose_name), value_words(f, getattr(obj, f.attname), self.money_fields))
+            (label_of(f, money), value_words(f, getattr(obj, f.attname), money))
             for f in obj._meta.concrete_fields
             if f.name != "id"
         ]
@@ -262,7 +263,7 @@ class AuditEntry:
     changes: list[tuple[str, str, str]]
 
 
-def audit_entries(obj: Any, money_fields: frozenset[str]) -> list[AuditEntry]:
+def audit_entries(obj: Any, money_fields: Mapping[str, Any]) -> list[AuditEntry]:
     """The history of ``obj``, newest first, each entry compared with the one before it."""
     records = list(
         obj.history.order_by("history_date", "history_id").select_related("history_user")
@@ -278,7 +279,7 @@ def audit_entries(obj: Any, money_fields: frozenset[str]) -> list[AuditEntry]:
                 if before != after:
                     changes.append(
                         (
-                            str(f.verbose_name),
+                            label_of(f, money_fields),
                             value_words(f, before, money_fields),
                             value_words(f, after, money_fields),
                         )
@@ -297,7 +298,12 @@ def audit_entries(obj: Any, money_fields: frozenset[str]) -> list[AuditEntry]:
     return entries[::-1]
 
 
-def value_words(f: models.Field[Any, Any], value: Any, money_fields: frozenset[str]) -> str:
+def label_of(f: models.Field[Any, Any], money_fields: Mapping[str, Any]) -> str:
+    """A field's label; money fields by their label in yuan (the models' say fen)."""
+    return str(money_fields.get(f.name, f.verbose_name))
+
+
+def value_words(f: models.Field[Any, Any], value: Any, money_fields: Mapping[str, Any]) -> str:
     """A field's value as people read it: labels for codes, ¥ for money, names for links."""
     if value is None or value == "":
         return "—"

@@ -108,14 +108,14 @@ class StayAdmin(AuditedAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):  # ty
     )
     readonly_fields = ("total_yuan", "paid_yuan", "closed_by")
     object_actions = (CLOSE_BY_HAND, CORRECT_PLATE)
-    money_fields = frozenset({"total", "paid"})
+    money_fields = {"total": pgettext_lazy("records", "fee"), "paid": _("amount paid")}
 
-    @admin.display(description=pgettext_lazy("records", "fee"), ordering="total")
+    @admin.display(description=money_fields["total"], ordering="total")
     def total_yuan(self, stay: Stay) -> str:
         """The stay's fee in yuan."""
         return yuan(stay.total)
 
-    @admin.display(description=_("amount paid"), ordering="paid")
+    @admin.display(description=money_fields["paid"], ordering="paid")
     def paid_yuan(self, stay: Stay) -> str:
         """What was paid for the stay, in yuan."""
         return yuan(stay.paid)
