@@ -188,6 +188,31 @@ def test_closing_by_hand_charges_the_tariff_and_is_audited(world: dict[str, Any]
     assert "¥0.00" in history
 
 
+def test_closing_several_stays_at_once_asks_one_reason_first(world: dict[str, Any]) -> None:
+    stays = [temp_stay(world["a"], plate="粤B12345"), temp_stay(world["a"], plate="粤B12346")]
+    operator = world["users"]["operator"]
+    client = client_for(operator)
+    changelist = reverse("admin:stays_stay_changelist")
+    selected = {"action": "close_by_hand", "_selected_action": [s.pk for s in stays]}
+    form = client.post(changelist, selected)
+    assert form.status_code == 200
+    assert 'name="reason"' in form.content.decode()
+    assert all(Stay.objects.get(pk=s.pk).exited_at is None for s in stays)
+    at = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
+    again = client.post(changelist, {**selected, "apply": "1", "exited_at": at, "reason": ""})
+    assert again.status_code == 200
+    assert all(Stay.objects.get(pk=s.pk).exited_at is None for s in stays)
+    done = client.post(changelist, {**selected, "apply": "1", "exited_at": at, "reason": "盘点"})
+    assert done.status_code == 302
+    for stay in stays:
+        closed = Stay.objects.get(pk=stay.pk)
+        assert closed.state == StayState.CLOSED_BY_HAND
+        assert Stay.history.filter(id=stay.pk).latest().history_change_reason == "盘点"
+    agent = client_for(world["users"]["agent"])
+    listing = agent.get(changelist).content.decode()
+    assert "close_by_hand" not in listing
+
+
 def test_a_closed_stay_cannot_be_closed_again(world: dict[str, Any]) -> None:
     stay = temp_stay(world["a"])
     user = world["users"]["operator"]

@@ -17,6 +17,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -221,6 +222,46 @@ class AuditedAdminMixin:
             for f in obj._meta.concrete_fields
             if f.name != "id"
         ]
+
+    def has_act_permission(self, request: Any) -> bool:
+        """For ``@admin.action(permissions=["act"])``: bulk named actions."""
+        return self.may_act(request)
+
+    def run_in_bulk(
+        self, request: HttpRequest, queryset: Any, action: ObjectAction
+    ) -> HttpResponse | None:
+        """A named action on the selected rows: one form (a reason at least), then each row."""
+        targets = [obj for obj in queryset if action.shown(obj)]
+        if "apply" in request.POST:
+            form = action.form(request.POST)
+            if form.is_valid():
+                done = 0
+                for obj in targets:
+                    try:
+                        action.run(obj, request.user, form.cleaned_data)
+                    except Refused as refused:
+                        self.message_user(request, f"{obj}: {refused.message}", messages.ERROR)  # type: ignore[attr-defined]
+                    else:
+                        done += 1
+                self.message_user(  # type: ignore[attr-defined]
+                    request,
+                    _("%(action)s: %(count)d done.") % {"action": action.label, "count": done},
+                    messages.SUCCESS,
+                )
+                return None
+        else:
+            form = action.form(initial=action.initial(targets[0]) if targets else {})
+        context = {
+            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+            "title": str(action.label),
+            "opts": self.model._meta,  # type: ignore[attr-defined]
+            "targets": targets,
+            "form": form,
+            "action": action,
+            "action_name": request.POST.get("action", ""),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        }
+        return TemplateResponse(request, "records/bulk_action.html", context)
 
     # -- history ------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -108,7 +108,15 @@ class StayAdmin(AuditedAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):  # ty
     )
     readonly_fields = ("total_yuan", "paid_yuan", "closed_by")
     object_actions = (CLOSE_BY_HAND, CORRECT_PLATE)
+    actions = ("close_by_hand",)
     money_fields = {"total": pgettext_lazy("records", "fee"), "paid": _("amount paid")}
+
+    @admin.action(
+        description=_("Close the selected stays by hand (car left unseen)"), permissions=["act"]
+    )
+    def close_by_hand(self, request: HttpRequest, queryset: QuerySet[Stay]) -> HttpResponse | None:
+        """Close the open stays among those selected: one exit time and reason for all."""
+        return self.run_in_bulk(request, queryset, CLOSE_BY_HAND)
 
     @admin.display(description=money_fields["total"], ordering="total")
     def total_yuan(self, stay: Stay) -> str:
