@@ -259,6 +259,27 @@ def test_correcting_a_plate_is_audited_and_checked(world: dict[str, Any]) -> Non
     assert "粤B12345" in history
 
 
+def test_what_the_gate_changed_between_two_corrections_is_not_put_down_to_a_person(
+    world: dict[str, Any],
+) -> None:
+    stay = temp_stay(world["a"], plate="粤B1234S")
+    operator = world["users"]["operator"]
+    stay_actions.correct_plate(stay, operator, "粤B12345", "第一次更正")
+    # the gate loop closes the stay in raw SQL: no history row of its own
+    Stay.objects.filter(pk=stay.pk).update(
+        exited_at=timezone.now(), state=StayState.LEFT, total=800
+    )
+    stay_actions.correct_plate(stay, operator, "粤B12346", "第二次更正")
+    rows = list(Stay.history.filter(id=stay.pk).order_by("history_date", "history_id"))
+    assert [r.history_user for r in rows] == [None, operator, None, operator]
+    assert (rows[2].state, rows[2].plate) == (StayState.LEFT, "粤B12345")
+    assert rows[3].plate == "粤B12346"
+    page = client_for(operator).get(reverse("admin:stays_stay_history", args=[stay.pk]))
+    text = page.content.decode()
+    assert "由系统" in text
+    assert "¥8.00" in text
+
+
 def test_a_plate_correction_may_not_make_two_open_stays(world: dict[str, Any]) -> None:
     stay = temp_stay(world["a"], plate="粤B1234S")
     with pytest.raises(Refused):

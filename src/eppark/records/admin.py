@@ -301,6 +301,7 @@ class AuditEntry:
     who: str
     reason: str
     first: bool
+    by_system: bool
     changes: list[tuple[str, str, str]]
 
 
@@ -332,6 +333,7 @@ def audit_entries(obj: Any, money_fields: Mapping[str, Any]) -> list[AuditEntry]
                 who=(user.get_full_name() or user.get_username()) if user else _("the system"),
                 reason=record.history_change_reason or "",
                 first=previous is None,
+                by_system=user is None,
                 changes=changes,
             )
         )

@@ -3,8 +3,10 @@
 Machines write stays and visits on every plate read (the gate loop, mostly in raw SQL);
 those writes are the record itself, not changes to it, and keep no history rows. A
 history row is written when a person changes a record: a named action (which passes its
-user and reason explicitly) or a logged-in user's request. Before a person's first change
-``record_baseline`` keeps the row as the machines left it, so every entry has a "before".
+user and reason explicitly) or a logged-in user's request. Before a person's change
+``record_baseline`` keeps the row as the machines left it when it differs from the last
+history row (the first change, or the gate loop wrote since), so every entry has a
+"before" and what the machines changed is never put down to the person.
 """
 
 from __future__ import annotations
@@ -41,16 +43,22 @@ class PeopleHistory(HistoricalRecords):  # type: ignore[misc]
 
 
 def record_baseline(instance: Any, at: datetime) -> None:
-    """Before a person's first change to ``instance``, keep the row as it stands (no user)."""
+    """Before a person changes ``instance``: keep the row as it stands, by no one, if it
+    differs from its last history row (or has none)."""
     manager = type(instance).history
-    if manager.filter(id=instance.pk).exists():
-        return
     history_model = manager.model
     values = {
         field.attname: getattr(instance, field.attname) for field in history_model.tracked_fields
     }
+    last = manager.filter(id=instance.pk).order_by("-history_date", "-history_id").first()
+    if last is not None and all(getattr(last, name) == value for name, value in values.items()):
+        return
     history_model.objects.create(
-        history_date=at, history_type="+", history_user=None, history_change_reason="", **values
+        history_date=at,
+        history_type="+" if last is None else "~",
+        history_user=None,
+        history_change_reason="",
+        **values,
     )
 
 
