@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from eppark.accounts.scoping import LotScopedAdminMixin
 from eppark.console.models import AbnormalOpen, AbnormalOpenEvidence, Seat
-from eppark.records.admin import ReadOnlyAdminMixin
 
 
-class EvidenceInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
-    """Evidence photos of an abnormal open (read-only; attached by the console when it opens)."""
+class EvidenceInline(admin.TabularInline):  # type: ignore[type-arg]
+    """Evidence photos of an abnormal open (read-only)."""
 
     model = AbnormalOpenEvidence
     extra = 0
@@ -19,9 +19,13 @@ class EvidenceInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[t
     readonly_fields = fields
     can_delete = False
 
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Evidence is attached by the console when the gate is opened."""
+        return False
+
 
 @admin.register(AbnormalOpen)
-class AbnormalOpenAdmin(ReadOnlyAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class AbnormalOpenAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     """开闸列表: who opened which gate, when, why, with what evidence. An audit log: read-only."""
 
     list_display = (
@@ -40,7 +44,17 @@ class AbnormalOpenAdmin(ReadOnlyAdminMixin, LotScopedAdminMixin, admin.ModelAdmi
     list_select_related = ("lot", "gate", "agent")
     inlines = (EvidenceInline,)
 
-    # recorded by the console's open-gate action, never typed in, edited or deleted here
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Abnormal opens are recorded by the console's action, not typed in."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """The log cannot be edited."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """The log cannot be deleted."""
+        return False
 
     @admin.display(description=_("evidence"))
     def evidence_count(self, obj: AbnormalOpen) -> int:
