@@ -11,6 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from eppark.lots.models import Lot
+from eppark.records.errors import Refused
+from eppark.stays.actions import close_by_hand
 from eppark.stays.models import Stay, StayState
 
 pytestmark = pytest.mark.django_db
@@ -51,13 +53,14 @@ def test_closing_a_stay_by_hand_frees_its_space_once() -> None:
     stay = park(lot, "粤B11111", hours_ago=5)
     user = User.objects.create_user("op")
     assert lot.free_spaces() == 0
-    stay.close_by_hand(user, timezone.now(), note="车辆尾随离场")
+    close_by_hand(stay, user, timezone.now(), "车辆尾随离场")
     stay.refresh_from_db()
     assert stay.state == StayState.CLOSED_BY_HAND
     assert stay.closed_by == user
     assert lot.free_spaces() == 1
     first_exit = stay.exited_at
-    stay.close_by_hand(user, timezone.now() + timedelta(hours=1))
+    with pytest.raises(Refused, match="已结束"):
+        close_by_hand(stay, user, timezone.now(), "again")
     stay.refresh_from_db()
     assert stay.exited_at == first_exit
 
@@ -65,9 +68,11 @@ def test_closing_a_stay_by_hand_frees_its_space_once() -> None:
 def test_closing_by_hand_never_ends_before_the_entry() -> None:
     lot = Lot.objects.create(code="t", name="测试", capacity=1)
     stay = park(lot, "粤B11111", hours_ago=1)
-    stay.close_by_hand(None, stay.entered_at - timedelta(days=1))
+    user = User.objects.create_user("op")
+    with pytest.raises(Refused, match="不能早于进场"):
+        close_by_hand(stay, user, stay.entered_at - timedelta(days=1), "typo")
     stay.refresh_from_db()
-    assert stay.exited_at == stay.entered_at
+    assert stay.exited_at is None
 
 
 def test_back_office_action_closes_stays_and_the_lot_list_follows() -> None:
@@ -77,10 +82,10 @@ def test_back_office_action_closes_stays_and_the_lot_list_follows() -> None:
     client = Client()
     client.force_login(root)
     response = client.post(
-        reverse("admin:stays_stay_changelist"),
+        reverse("admin:stays_stay_close", args=[stays[0].pk]),
         {
-            "action": "close_by_hand",
-            "_selected_action": [stays[0].pk],
+            "exited_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+            "reason": "车辆尾随离场",
         },
     )
     assert response.status_code == 302

@@ -14,6 +14,7 @@ _VIEW_ALL = [
     "lots.view_gate",
     "devices.view_robot",
     "devices.view_camera",
+    "devices.view_plateread",
     "passes.view_monthlypass",
     "passes.view_passplate",
     "passes.view_renewalapplication",

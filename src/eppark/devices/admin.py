@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 
 from eppark.accounts.scoping import LotScopedAdminMixin
-from eppark.devices.models import Camera, Robot
+from eppark.devices.models import Camera, PlateRead, Robot
+from eppark.records.admin import ReadOnlyAdminMixin
 
 
 class CameraInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -49,3 +50,15 @@ class CameraAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-a
     search_fields = ("name", "serial", "ezviz_serial", "lot__name")
     list_select_related = ("lot", "gate", "robot")
     readonly_fields = ("online", "last_heartbeat_at", "created_at", "updated_at")
+
+
+@admin.register(PlateRead)
+class PlateReadAdmin(ReadOnlyAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    """Plate reads as the cameras pushed them: a record, read-only for everyone."""
+
+    lot_path = "camera__lot"
+    list_display = ("received_at", "camera", "plate", "raw_plate", "read_at", "offline", "opened")
+    list_filter = ("offline", "opened")
+    search_fields = ("plate", "raw_plate")
+    date_hierarchy = "received_at"
+    list_select_related = ("camera", "camera__lot")

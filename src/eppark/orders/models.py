@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from eppark.records.history import PeopleHistory
+
 
 class OrderKind(models.TextChoices):
     """What an order pays for."""
@@ -65,6 +67,8 @@ class Order(models.Model):
     transaction_id = models.CharField(_("payment transaction"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
+    # people's changes only (named actions in orders.actions)
+    history = PeopleHistory()
 
     class Meta:
         verbose_name = _("order")

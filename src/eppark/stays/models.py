@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from eppark.records.history import PeopleHistory
 
 
 class EnteredAs(models.TextChoices):
@@ -86,6 +87,8 @@ class Stay(models.Model):
         db_index=False,  # stay_closed_by: only the stays closed by hand
     )
     close_note = models.CharField(_("closing note"), max_length=256, blank=True)
+    # people's changes only (named actions in stays.actions); the gate loop keeps none
+    history = PeopleHistory()
 
     class Meta:
         verbose_name = _("stay")
@@ -117,18 +120,6 @@ class Stay(models.Model):
     def inside(self) -> bool:
         """Whether the car is still in the lot."""
         return self.exited_at is None
-
-    def close_by_hand(self, user: Any, at: datetime, note: str = "") -> None:
-        """End a stay whose car left unseen (e.g. tailgated out); frees its space."""
-        with transaction.atomic():
-            locked = Stay.objects.select_for_update().get(pk=self.pk)
-            if locked.exited_at is not None:
-                return
-            self.exited_at = max(at, locked.entered_at)
-            self.state = StayState.CLOSED_BY_HAND
-            self.closed_by = user
-            self.close_note = note
-            self.save(update_fields=["exited_at", "state", "closed_by", "close_note"])
 
 
 class Resolution(models.TextChoices):

@@ -1,0 +1,40 @@
+"""Named actions on orders: each asks for a reason and leaves an audit entry.
+
+An order's amount and state change only here (or, later, through payments); the back
+office's change form shows them read-only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from eppark.domain.order_states import may_move
+from eppark.orders.models import Order, OrderState
+from eppark.records.errors import Refused, required_reason
+from eppark.records.history import record_baseline, stamp
+
+
+def move(order: Order, target: str, user: Any, reason: str) -> Order:
+    """Put ``order`` into state ``target`` if the state machine allows; refused otherwise."""
+    reason = required_reason(reason)
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if not may_move(locked.state, target):
+            raise Refused(
+                _("An order that is “%(current)s” cannot become “%(target)s”.")
+                % {"current": locked.get_state_display(), "target": OrderState(target).label}
+            )
+        record_baseline(locked, timezone.now())
+        locked.state = target
+        stamp(locked, user, reason)
+        locked.save(update_fields=["state"])
+    return locked
+
+
+def refund(order: Order, user: Any, reason: str) -> Order:
+    """A paid order is refunded (payments do not exist yet: the state and the audit entry)."""
+    return move(order, OrderState.REFUNDED, user, reason)
