@@ -49,3 +49,6 @@ class CameraAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-a
     search_fields = ("name", "serial", "ezviz_serial", "lot__name")
     list_select_related = ("lot", "gate", "robot")
     readonly_fields = ("online", "last_heartbeat_at", "created_at", "updated_at")
+
+
+from eppark.devices import alarm_admin  # noqa: E402,F401  (device alarms: registers DeviceAlarmAdmin)
