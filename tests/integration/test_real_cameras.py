@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from eppark.asgi import application
+from eppark.asgi import application, django_application
 from eppark.devices import alarms
 from eppark.devices.ingress import DeviceIngress
 from eppark.devices.lpr.events import HttpPush
@@ -266,6 +266,23 @@ def test_malformed_variants_are_400_and_change_nothing(ingress: DeviceIngress) -
     assert answer.status == 404  # a Dahua path under another vendor
     assert not PlateRead.objects.exists()
     assert not GateVisit.objects.exists()
+    assert not DeviceAlarm.objects.exists()
+
+
+def test_a_malformed_dahua_registration_is_400_and_records_nothing(
+    ingress: DeviceIngress,
+) -> None:
+    site = Site(vendor="dahua")
+    camera = provision(site, "entry", "")
+    path = f"/devices/lpr/dahua/{camera.key}/NotificationInfo/DeviceInfo"
+    for body in (b"{}", b'{"DeviceID": 5}', b"[]", b"not json"):
+        answer = call(ingress, "POST", path, body, "application/json")
+        assert answer.status == 400, body
+        assert set(answer.json()) == {"error"}
+        by_view = call(django_application, "POST", path, body, "application/json")
+        assert (by_view.status, by_view.body) == (answer.status, answer.body)  # the URL is routed
+    camera.refresh_from_db()
+    assert camera.serial == ""
     assert not DeviceAlarm.objects.exists()
 
 

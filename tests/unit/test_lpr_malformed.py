@@ -347,5 +347,19 @@ def test_dahua_keepalive_without_device() -> None:
     assert 'Active: must be "keepAlive"' in message
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"{}", "DeviceID: is required"),
+        (b'{"DeviceID": 7}', "DeviceID: must be a string"),
+        (b'{"DeviceInfo": {"DeviceName": "x"}}', "DeviceInfo.DeviceID: is required"),
+        (b'{"DeviceInfo": "x"}', "DeviceInfo: must be an object"),
+    ],
+)
+def test_dahua_broken_device_info(body: bytes, expected: str) -> None:
+    push = HttpPush(JSON, body, path="NotificationInfo/DeviceInfo")
+    assert expected in refused("dahua", push)
+
+
 def test_dahua_unknown_notification() -> None:
     assert "unknown Dahua notification" in refused("dahua", dh(dahua_doc(), "NotificationInfo/Foo"))

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 
 from eppark.devices.lpr import Event, Heartbeat
@@ -74,7 +74,13 @@ def check(camera: CameraConfig, event: Event, now: datetime) -> None:
             return
         count, pending.unwritten, pending.written_at = pending.unwritten, 0, moment
     log.warning("camera %s: %s", camera.pk, detail)
-    raise_alarm(camera.pk, camera.lot_id, AlarmKind.SERIAL_MISMATCH, detail, now, count)
+    try:
+        raise_alarm(camera.pk, camera.lot_id, AlarmKind.SERIAL_MISMATCH, detail, now, count)
+    except DatabaseError:  # the alarm waits for the next push; the gate is served regardless
+        log.exception("camera %s: the device alarm could not be written", camera.pk)
+        with _lock:
+            pending.unwritten += count
+            pending.written_at = float("-inf")
 
 
 def raise_alarm(

@@ -369,12 +369,12 @@ def optional_int(mapping: Mapping[str, Any], key: str, where: str) -> int | None
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise BadPayload("must be an integer", f"{where}.{key}")
+        raise BadPayload("must be an integer", f"{where}.{key}" if where else key)
     if isinstance(value, int):
         return value
     if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
         return int(value)
-    raise BadPayload("must be an integer", f"{where}.{key}")
+    raise BadPayload("must be an integer", f"{where}.{key}" if where else key)
 
 
 def optional_mapping(mapping: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -383,7 +383,7 @@ def optional_mapping(mapping: Mapping[str, Any], key: str, where: str) -> dict[s
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise BadPayload("must be an object", f"{where}.{key}")
+        raise BadPayload("must be an object", f"{where}.{key}" if where else key)
     return value
 
 
