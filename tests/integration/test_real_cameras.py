@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
+from eppark.accounts.models import Role
 from eppark.asgi import application, django_application
 from eppark.devices import alarms
 from eppark.devices.ingress import DeviceIngress
@@ -23,6 +24,7 @@ from eppark.devices.models import AlarmKind, Camera, Command, CommandState, Devi
 from eppark.sim.cameras import build_heartbeat, build_push
 from eppark.stays.gate_loop import open_gate
 from eppark.stays.models import GateVisit, Stay
+from tests.integration.factories import build_lot, staff
 from tests.integration.test_device_ingress import Answer, _own_workers, _release, call
 from tests.integration.test_gate_loop import Site
 from tests.unit.test_lpr_fixtures import load
@@ -320,3 +322,39 @@ def test_device_alarms_in_the_back_office_read_only_with_acknowledge() -> None:
     assert alarm.acknowledged_by == boss
     assert alarm.detail == "provisioned sn-entry, reported x"
     assert client.post(f"/admin/devices/devicealarm/{alarm.pk}/delete/").status_code == 403
+
+
+def test_an_operator_sees_and_acknowledges_only_the_alarms_of_their_lots() -> None:
+    root = User.objects.create_superuser("root", password="pw-not-used")
+    a = build_lot("caike", "彩科彩悦大厦", "粤B11111", root)
+    b = build_lot("futian", "福田中心", "粤B99999", root)
+    now = timezone.now()
+    alarm_a = alarms.raise_alarm(
+        a.camera.pk, a.lot.pk, AlarmKind.SERIAL_MISMATCH, "reported CAM-OF-A", now
+    )
+    alarm_b = alarms.raise_alarm(
+        b.camera.pk, b.lot.pk, AlarmKind.SERIAL_MISMATCH, "reported CAM-OF-B", now
+    )
+    operator = Client()
+    operator.force_login(staff("op-caike", Role.OPERATOR, [a.lot]))
+    page = operator.get("/admin/devices/devicealarm/").content.decode()
+    assert "CAM-OF-A" in page
+    assert "CAM-OF-B" not in page
+    assert "福田中心" not in page
+    assert operator.get(f"/admin/devices/devicealarm/{alarm_b.pk}/change/").status_code in (
+        302,
+        403,
+        404,
+    )
+    operator.post(
+        "/admin/devices/devicealarm/",
+        {"action": "acknowledge", "_selected_action": [str(alarm_a.pk), str(alarm_b.pk)]},
+    )
+    alarm_a.refresh_from_db()
+    alarm_b.refresh_from_db()
+    assert alarm_a.acknowledged
+    assert not alarm_b.acknowledged  # another lot's alarm is out of reach
+
+    agent = Client()
+    agent.force_login(staff("kf-001", Role.AGENT, [a.lot]))
+    assert agent.get("/admin/devices/devicealarm/").status_code == 403
