@@ -186,6 +186,18 @@ def test_hikvision_gb2312_declared_xml() -> None:
     assert event.plate == "粤B12345"
 
 
+def test_hikvision_gbk_xml_without_declaration() -> None:
+    xml = (
+        '<EventNotificationAlert version="2.0" xmlns="http://www.isapi.org/ver20/XMLSchema">'
+        "<eventType>ANPR</eventType><ANPR><licensePlate>苏E12345</licensePlate></ANPR>"
+        "</EventNotificationAlert>"
+    ).encode("gbk")
+    for content_type in ("application/xml; charset=GBK", "application/xml"):
+        event = adapter("hikvision").parse(HttpPush(content_type, xml))
+        assert isinstance(event, PlateRead)
+        assert event.plate == "苏E12345"
+
+
 # --- Dahua: DeviceInfo registration ---------------------------------------------------
 
 

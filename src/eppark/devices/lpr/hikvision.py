@@ -45,6 +45,7 @@ from eppark.devices.lpr.events import (
     Part,
     PlateRead,
     Reply,
+    charset,
     check_image_size,
     choose_plate,
     confidence_value,
@@ -86,7 +87,7 @@ def parse(
         xml, pictures = _split(multipart_parts(push))
     else:
         raise BadPayload(f"expected multipart/form-data or XML, got {push.content_type}")
-    root = _parse_xml(xml)
+    root = _parse_xml(xml, charset(push.content_type) if kind in XML_TYPES else None)
     serial = _serial(root)
     event_type = (_text(root, "eventType") or "").strip()
     if event_type.lower() == "videoloss" and (_text(root, "eventState") or "") == "inactive":
@@ -167,14 +168,16 @@ def _split(parts: list[Part]) -> tuple[bytes, list[Part]]:
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9_-]+)["']""")
 
 
-def _parse_xml(xml: bytes) -> ElementTree.Element:
+def _parse_xml(xml: bytes, transport_charset: str | None = None) -> ElementTree.Element:
     if re.search(rb"<!(DOCTYPE|ENTITY)", xml, re.IGNORECASE):
         raise BadPayload("XML with a DOCTYPE or entities is refused")
+    # the XML parser knows no multi-byte Chinese codec: GB2312/GBK text is handed over as UTF-8
     declared = _DECLARED.match(xml)
     if declared is not None and declared.group(1).decode().lower() in CHINESE_CHARSETS:
-        # the XML parser knows no multi-byte Chinese codec: hand it the text as UTF-8
         text = decode_text(xml[declared.end() :], "gb18030", "XML")
         xml = b'<?xml version="1.0" encoding="UTF-8"' + text.encode("utf-8")
+    elif declared is None and not _is_utf8(xml):
+        xml = decode_text(xml, transport_charset, "XML").encode("utf-8")
     try:
         root = ElementTree.fromstring(xml)
     except ElementTree.ParseError as exc:
@@ -182,6 +185,14 @@ def _parse_xml(xml: bytes) -> ElementTree.Element:
     if _local(root.tag) != "EventNotificationAlert":
         raise BadPayload(f"not an EventNotificationAlert (root {_local(root.tag)})")
     return root
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _local(tag: str) -> str:
