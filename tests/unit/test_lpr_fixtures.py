@@ -56,6 +56,21 @@ def test_every_fixture_is_covered() -> None:
         ("hikvision", n) for n in ("anpr.multipart", "anpr_no_plate.multipart", "heartbeat.xml")
     }
     tested |= {("dahua", n) for n in ("tollgate.json", "tollgate_no_plate.json", "keepalive.json")}
+    # tests/unit/test_lpr_real_cameras.py: the vendors' own shapes (SOURCES.md)
+    tested |= {
+        ("vzenith", n)
+        for n in (
+            "legacy_plate.json",
+            "qianyi_plate.json",
+            "heartbeat_json.json",
+            "heartbeat_json_capital.json",
+            "plate_gb2312.json",
+            "plate_gbk_undeclared.json",
+        )
+    }
+    tested |= {("hxzx", "online_raw_utf8.form"), ("hxzx", "online_gbk.form")}
+    tested |= {("hikvision", "anpr_std_cgi.multipart"), ("hikvision", "anpr_device_number.xml")}
+    tested |= {("dahua", "device_info.json"), ("lpr", "SOURCES.md")}
     on_disk = {
         (p.parent.name, p.name)
         for p in FIXTURES.rglob("*")

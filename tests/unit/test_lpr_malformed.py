@@ -41,9 +41,32 @@ def test_vzenith_bad_json() -> None:
     assert "not JSON" in refused("vzenith", HttpPush(JSON, b'{"AlarmInfoPlate": {'))
 
 
-def test_vzenith_not_utf8() -> None:
+def test_vzenith_neither_utf8_nor_gbk() -> None:
+    body = b'{"AlarmInfoPlate": {"license": "\xff\xfe"}}'  # no GBK either
+    assert "neither UTF-8 nor GBK" in refused("vzenith", HttpPush(JSON, body))
+
+
+def test_vzenith_not_in_the_declared_charset() -> None:
     body = '{"AlarmInfoPlate": {"license": "粤B12345"}}'.encode("gbk")
-    assert "not UTF-8" in refused("vzenith", HttpPush(JSON, body))
+    message = refused("vzenith", HttpPush("application/json; charset=utf-8", body))
+    assert "not valid utf-8" in message
+
+
+def test_vzenith_unknown_charset() -> None:
+    push = HttpPush("application/json; charset=klingon", b"{}")
+    assert "unknown charset 'klingon'" in refused("vzenith", push)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"heartbeat": 5}', "heartbeat: must be an object"),
+        (b'{"Heartbeat": [1]}', "Heartbeat: must be an object"),
+        (b'{"heartbeat": {"serialno": 7}}', "heartbeat.serialno: must be a string"),
+    ],
+)
+def test_vzenith_broken_json_heartbeats(body: bytes, expected: str) -> None:
+    assert expected in refused("vzenith", HttpPush(JSON, body))
 
 
 def test_vzenith_json_array() -> None:
@@ -65,7 +88,7 @@ def test_vzenith_missing_alarm_info_plate() -> None:
         (lambda d: d["AlarmInfoPlate"]["result"].pop("PlateResult"), "PlateResult: is required"),
         (lambda d: plate_result(d).update(license=None), "license: must be a string"),
         (lambda d: plate_result(d).update(license=12345), "license: must be a string"),
-        (lambda d: plate_result(d).pop("plateid"), "plateid: is required"),
+        (lambda d: plate_result(d).update(plateid=-3), "plateid: must not be negative"),
         (lambda d: plate_result(d).update(plateid="abc"), "plateid: must be an integer"),
         (lambda d: plate_result(d).update(plateid=True), "plateid: must be an integer"),
         (lambda d: plate_result(d).update(isoffline=2), "isoffline: must be 0 or 1"),
@@ -170,7 +193,7 @@ def test_hxzx_oversized_image() -> None:
         (b"type=online&cam_id=A&cam_id=B", "cam_id: is given twice"),
         (b"type=online&cam_id", "malformed form body"),
         (b"type=online&cam_id=%FF%FE", "not percent-encoded UTF-8"),
-        ("type=online&cam_id=粤".encode(), "must be ASCII"),
+        (b"type=online&cam_id=\xff\xff", "neither UTF-8 nor GBK"),
         (b"&".join(b"f%d=1" % i for i in range(500)), "malformed form body"),
     ],
 )
@@ -231,8 +254,9 @@ def test_hikvision_multipart_without_xml() -> None:
         ),
         (
             b"<EventNotificationAlert><eventType>ANPR</eventType><ANPR>"
-            b"<licensePlate>A</licensePlate></ANPR></EventNotificationAlert>",
-            "neither deviceID nor macAddress",
+            b"<licensePlate>A</licensePlate></ANPR><dateTime>noon</dateTime>"
+            b"</EventNotificationAlert>",
+            "dateTime: is not an ISO 8601 time",
         ),
         (
             b"<EventNotificationAlert><macAddress>m</macAddress><eventType>ANPR</eventType>"
@@ -321,6 +345,20 @@ def test_dahua_keepalive_without_device() -> None:
         "dahua", dh({"Active": "sleep", "DeviceID": "x"}, "/NotificationInfo/KeepAlive")
     )
     assert 'Active: must be "keepAlive"' in message
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"{}", "DeviceID: is required"),
+        (b'{"DeviceID": 7}', "DeviceID: must be a string"),
+        (b'{"DeviceInfo": {"DeviceName": "x"}}', "DeviceInfo.DeviceID: is required"),
+        (b'{"DeviceInfo": "x"}', "DeviceInfo: must be an object"),
+    ],
+)
+def test_dahua_broken_device_info(body: bytes, expected: str) -> None:
+    push = HttpPush(JSON, body, path="NotificationInfo/DeviceInfo")
+    assert expected in refused("dahua", push)
 
 
 def test_dahua_unknown_notification() -> None:

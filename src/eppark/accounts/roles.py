@@ -37,6 +37,8 @@ PERMISSIONS: dict[Role, list[str]] = {
         "devices.change_robot",
         "devices.add_camera",
         "devices.change_camera",
+        "devices.view_devicealarm",
+        "devices.change_devicealarm",  # acknowledge (the admin is otherwise read-only)
         "passes.add_monthlypass",
         "passes.change_monthlypass",
         "passes.delete_monthlypass",

@@ -62,3 +62,6 @@ class PlateReadAdmin(ReadOnlyAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):
     search_fields = ("plate", "raw_plate")
     date_hierarchy = "received_at"
     list_select_related = ("camera", "camera__lot")
+
+
+from eppark.devices import alarm_admin  # noqa: E402,F401  (device alarms: registers DeviceAlarmAdmin)

@@ -44,7 +44,7 @@ class _HungUp(Exception):
 
 _PATH = re.compile(
     r"^/devices/lpr/(?P<vendor>[^/]+)/(?P<key>[^/]+)"
-    r"(?:/(?P<tail>NotificationInfo/(?:TollgateInfo|KeepAlive))/?)?$"
+    r"(?:/(?P<tail>NotificationInfo/(?:TollgateInfo|KeepAlive|DeviceInfo))/?)?$"
 )
 
 

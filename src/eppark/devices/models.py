@@ -326,3 +326,56 @@ class RobotEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.robot} {self.type} {self.ts:%H:%M:%S}"
+
+
+class AlarmKind(models.TextChoices):
+    """What a device alarm is about, in words."""
+
+    SERIAL_MISMATCH = "serial_mismatch", _("serial number differs from the provisioned one")
+
+
+class DeviceAlarm(models.Model):
+    """Something wrong with a device that staff should look at; raised once until acknowledged.
+
+    A camera posting with a lot's key but another serial (a replaced or swapped
+    camera) is still acted on, so the gate keeps working; the alarm tells the
+    back office. One open alarm per camera and kind: a repeat updates when it
+    was last seen and how often.
+    """
+
+    lot = models.ForeignKey(
+        "lots.Lot", on_delete=models.CASCADE, related_name="device_alarms", verbose_name=_("lot")
+    )
+    camera = models.ForeignKey(
+        Camera, on_delete=models.CASCADE, related_name="alarms", verbose_name=_("camera")
+    )
+    kind = models.CharField(_("kind"), max_length=32, choices=AlarmKind.choices)
+    detail = models.CharField(_("detail"), max_length=500, blank=True)
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_seen_at = models.DateTimeField(_("last seen"))
+    count = models.PositiveIntegerField(_("times seen"), default=1)
+    acknowledged = models.BooleanField(_("acknowledged"), default=False)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        "auth.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("acknowledged by"),
+    )
+
+    class Meta:
+        verbose_name = _("device alarm")
+        verbose_name_plural = _("device alarms")
+        ordering = ["acknowledged", "-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["camera", "kind"],
+                condition=models.Q(acknowledged=False),
+                name="device_alarm_open_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.camera}: {self.get_kind_display()}"

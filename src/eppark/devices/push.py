@@ -5,6 +5,9 @@ serve`` runs) and the Django view (WSGI, tests), so both answer exactly
 alike. The secret key in the path names the camera; a wrong key is 404 and
 changes nothing. A malformed payload is a 4xx with a JSON error, changes
 nothing, and never tells the camera to open.
+
+A payload naming another serial than the provisioned one is acted on all the
+same and raised as a device alarm (``eppark.devices.alarms``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import datetime
 from django.db import connection
 from django.utils import timezone
 
-from eppark.devices import outbox
+from eppark.devices import alarms, outbox
 from eppark.devices.lpr import ADAPTERS, BadPayload, Heartbeat, HttpPush
 from eppark.devices.lpr.events import Reply, json_reply
 from eppark.devices.models import Channel
@@ -56,9 +59,8 @@ def receive(
     except BadPayload as exc:
         log.info("camera %s sent a bad payload: %s", camera.pk, exc)
         return error(400, str(exc))
-    if camera.serial and event.serial and event.serial != camera.serial:
-        return error(400, f"serial {event.serial!r} is not this key's camera")
     now = timezone.now()
+    alarms.check(camera, event, now)  # another serial than the provisioned one: raised
     _mark_online(camera, now)
     opens = False
     # a later open (an agent, a payment) waits for this camera's next reply only where

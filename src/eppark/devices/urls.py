@@ -8,7 +8,8 @@ app_name = "devices"
 
 urlpatterns = [
     re_path(
-        r"^lpr/(?P<vendor>dahua)/(?P<key>[^/]+)/(?P<tail>NotificationInfo/(?:TollgateInfo|KeepAlive))/?$",
+        r"^lpr/(?P<vendor>dahua)/(?P<key>[^/]+)/"
+        r"(?P<tail>NotificationInfo/(?:TollgateInfo|KeepAlive|DeviceInfo))/?$",
         views.lpr_push,
         name="lpr_dahua",
     ),

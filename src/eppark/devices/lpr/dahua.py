@@ -10,7 +10,11 @@ with ``IsExist`` false, or an empty/``无车牌`` number, is "no plate read".
 Dahua sends no read id: it is derived from DeviceID, AccurateTime and
 PlateNumber; it sends no offline flag either.
 ``POST …/NotificationInfo/KeepAlive``: ``{"Active": "keepAlive", "DeviceID"}``.
-Reply ``{"Result":true}`` to both, or the camera re-sends. The barrier opens
+``POST …/NotificationInfo/DeviceInfo``: the camera registers when its push
+starts, ``{"DeviceID" (the serial), "DeviceName", "DeviceModel", "DeviceType",
+"Manufacturer", "IPAddress"}`` (some firmware wraps them in ``"DeviceInfo"``);
+it is read as a heartbeat of variant ``"registration"``.
+Reply ``{"Result":true}`` to all three, or the camera re-sends. The barrier opens
 through the camera's API (``barrier.async_open_barrier``).
 """
 
@@ -50,6 +54,7 @@ OPENS_BY_REPLY: Final = False
 
 TOLLGATE_PATH: Final = "NotificationInfo/TollgateInfo"
 KEEPALIVE_PATH: Final = "NotificationInfo/KeepAlive"
+DEVICE_INFO_PATH: Final = "NotificationInfo/DeviceInfo"
 
 COLORS: Final[dict[str, Color]] = {
     "blue": "blue",
@@ -80,6 +85,8 @@ def parse(
     doc = json_object(push)
     if path.endswith("KeepAlive") or (not path and "Picture" not in doc and "Active" in doc):
         return _parse_keepalive(doc)
+    if path.endswith("DeviceInfo"):
+        return _parse_device_info(doc)
     if path and not path.endswith("TollgateInfo"):
         raise BadPayload(f"unknown Dahua notification {path!r}")
     return _parse_tollgate(doc, max_image_bytes, tz)
@@ -90,6 +97,32 @@ def _parse_keepalive(doc: dict[str, Any]) -> Heartbeat:
     if not isinstance(active, str) or active.lower() != "keepalive":
         raise BadPayload('must be "keepAlive"', "Active")
     return Heartbeat(vendor=VENDOR, serial=require_str(doc, "DeviceID", ""))
+
+
+def _optional_text(doc: dict[str, Any], key: str, where: str) -> str | None:
+    value = doc.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadPayload("must be a string", f"{where}{key}")
+    return value.strip() or None
+
+
+def _parse_device_info(doc: dict[str, Any]) -> Heartbeat:
+    where = ""
+    if "DeviceInfo" in doc:
+        doc, where = optional_mapping(doc, "DeviceInfo", ""), "DeviceInfo."
+    serial = _optional_text(doc, "DeviceID", where) or _optional_text(doc, "SerialNo", where)
+    if serial is None:
+        raise BadPayload("is required", f"{where}DeviceID")
+    return Heartbeat(
+        vendor=VENDOR,
+        serial=serial,
+        ipaddr=_optional_text(doc, "IPAddress", where),
+        device_name=_optional_text(doc, "DeviceName", where),
+        variant="registration",
+        model=_optional_text(doc, "DeviceModel", where),
+    )
 
 
 def _parse_tollgate(doc: dict[str, Any], max_image_bytes: int, tz: ZoneInfo) -> PlateRead:

@@ -20,12 +20,17 @@ vendor module turns it into a ``PlateRead`` or a ``Heartbeat``, or raises
   ``up``/``down`` (Vzenith ``direction`` 1-4). The gate's direction comes
   from its configuration, never from this hint.
 - Images are decoded; one larger than ``max_image_bytes`` is refused.
+- Text bodies are UTF-8 unless the camera says otherwise: the cameras' GB2312/GBK
+  encoding option is read from the Content-Type charset, and a body that is not
+  valid UTF-8 and declares no charset is read as GB18030 (a superset of GB2312
+  and GBK), which every such camera's Chinese text decodes under.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import email.parser
 import email.policy
 import json
@@ -61,6 +66,10 @@ NO_PLATE_MARKERS: Final = frozenset(
     {"", "_无_", "无", "无牌", "无牌车", "无车牌", "未识别", "车牌", "UNKNOWN", "NONE", "NOPLATE"}
 )
 """Normalised ``license`` texts meaning "no plate read" (compared after ``normalize``)."""
+
+
+CHINESE_CHARSETS: Final = frozenset({"gb2312", "gbk", "gb18030", "cp936", "ms936", "euc-cn"})
+"""Charset labels of the cameras' Chinese encoding option, all read as GB18030 (a superset)."""
 
 
 class BadPayload(BadInput):
@@ -108,12 +117,20 @@ class PlateRead:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """A camera's keep-alive (Vzenith registration, HXZX heartbeat, Dahua KeepAlive…)."""
+    """A camera's keep-alive (Vzenith registration, HXZX heartbeat, Dahua KeepAlive…).
+
+    ``serial`` is empty when the message names none (the URL key names the camera).
+    ``variant`` tells the vendor's messages apart where the reply differs: Vzenith
+    ``"json"`` (a ``{"heartbeat": …}`` body, answered with ``Response_Heartbeat``),
+    Dahua ``"registration"`` (``NotificationInfo/DeviceInfo``); empty otherwise.
+    """
 
     vendor: Vendor
     serial: str
     ipaddr: str | None = None
     device_name: str | None = None
+    variant: str = ""
+    model: str | None = None
 
 
 Event = PlateRead | Heartbeat
@@ -162,12 +179,47 @@ def is_json(push: HttpPush) -> bool:
     return push.body.lstrip()[:1] == b"{"
 
 
-def json_object(push: HttpPush) -> dict[str, Any]:
-    """The push body as a UTF-8 JSON object."""
+def charset(content_type: str) -> str | None:
+    """The codec named by a Content-Type's ``charset`` parameter (None: not given).
+
+    GB2312, GBK and their aliases map to ``gb18030``; an unknown charset is refused.
+    """
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() != "charset":
+            continue
+        label = value.strip().strip("\"'").lower()
+        if not label:
+            return None
+        if label in CHINESE_CHARSETS:
+            return "gb18030"
+        try:
+            return codecs.lookup(label).name
+        except LookupError:
+            raise BadPayload(f"unknown charset {label!r} in the content type") from None
+    return None
+
+
+def decode_text(data: bytes, declared: str | None, what: str = "body") -> str:
+    """Bytes as text: in the declared charset, else UTF-8, else GB18030 (GBK/GB2312)."""
+    if declared is not None:
+        try:
+            return data.decode("utf-8-sig" if declared == "utf-8" else declared)
+        except UnicodeDecodeError as exc:
+            raise BadPayload(f"{what} is not valid {declared} (byte {exc.start})") from None
     try:
-        text = push.body.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise BadPayload(f"body is not UTF-8 (byte {exc.start})") from None
+        first_error = exc.start
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise BadPayload(f"{what} is neither UTF-8 nor GBK (byte {first_error})") from None
+
+
+def json_object(push: HttpPush) -> dict[str, Any]:
+    """The push body as a JSON object (UTF-8, or the GB2312/GBK the camera declares or uses)."""
+    text = decode_text(push.body, charset(push.content_type))
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -223,33 +275,20 @@ def multipart_parts(push: HttpPush) -> list[Part]:
 
 
 def form_fields(push: HttpPush) -> dict[str, str]:
-    """The text fields of a urlencoded or multipart/form-data body (UTF-8)."""
+    """The text fields of a urlencoded or multipart/form-data body.
+
+    Values may be percent-encoded or raw (some firmware posts raw UTF-8 or GBK
+    bytes in a urlencoded form); they are read in the declared charset, else as
+    UTF-8, else as GB18030.
+    """
     kind = media_type(push.content_type)
+    declared = charset(push.content_type)
     if kind.startswith("multipart/"):
         pairs: list[tuple[str, str]] = []
         for part in multipart_parts(push):
-            try:
-                pairs.append((part.name, part.data.decode("utf-8")))
-            except UnicodeDecodeError:
-                raise BadPayload("is not UTF-8 text", part.name) from None
+            pairs.append((part.name, decode_text(part.data, declared, f"field {part.name!r}")))
     elif kind in ("application/x-www-form-urlencoded", "text/plain", ""):
-        try:
-            text = push.body.decode("ascii")
-        except UnicodeDecodeError:
-            raise BadPayload("urlencoded body must be ASCII (percent-encoded UTF-8)") from None
-        try:
-            pairs = parse_qsl(
-                text,
-                keep_blank_values=True,
-                strict_parsing=bool(text),
-                encoding="utf-8",
-                errors="strict",
-                max_num_fields=MAX_FORM_FIELDS,
-            )
-        except UnicodeDecodeError:
-            raise BadPayload("a form field is not percent-encoded UTF-8") from None
-        except ValueError as exc:
-            raise BadPayload(f"malformed form body: {exc}") from None
+        pairs = _urlencoded_pairs(push.body, declared)
     else:
         raise BadPayload(f"expected a form body, got {push.content_type}")
     if len(pairs) > MAX_FORM_FIELDS:
@@ -260,6 +299,28 @@ def form_fields(push: HttpPush) -> dict[str, str]:
             raise BadPayload("is given twice with different values", name)
         fields[name] = value
     return fields
+
+
+def _urlencoded_pairs(body: bytes, declared: str | None) -> list[tuple[str, str]]:
+    """Name/value pairs of a urlencoded body whose values are percent-encoded or raw."""
+    text = decode_text(body, declared)
+    # percent-escapes decode in the declared charset, else UTF-8, else GB18030
+    encodings = [declared] if declared is not None else ["utf-8", "gb18030"]
+    for encoding in encodings:
+        try:
+            return parse_qsl(
+                text,
+                keep_blank_values=True,
+                strict_parsing=bool(text),
+                encoding=encoding,
+                errors="strict",
+                max_num_fields=MAX_FORM_FIELDS,
+            )
+        except UnicodeDecodeError:
+            continue
+        except ValueError as exc:
+            raise BadPayload(f"malformed form body: {exc}") from None
+    raise BadPayload("a form field is not percent-encoded UTF-8 or GBK")
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
@@ -308,12 +369,12 @@ def optional_int(mapping: Mapping[str, Any], key: str, where: str) -> int | None
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise BadPayload("must be an integer", f"{where}.{key}")
+        raise BadPayload("must be an integer", f"{where}.{key}" if where else key)
     if isinstance(value, int):
         return value
     if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
         return int(value)
-    raise BadPayload("must be an integer", f"{where}.{key}")
+    raise BadPayload("must be an integer", f"{where}.{key}" if where else key)
 
 
 def optional_mapping(mapping: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -322,7 +383,7 @@ def optional_mapping(mapping: Mapping[str, Any], key: str, where: str) -> dict[s
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise BadPayload("must be an object", f"{where}.{key}")
+        raise BadPayload("must be an object", f"{where}.{key}" if where else key)
     return value
 
 

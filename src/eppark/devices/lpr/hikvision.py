@@ -9,10 +9,16 @@ backlog) and ``<ANPR>`` ``licensePlate`` (``unknown`` or ``无车牌`` when none
 was read), ``direction`` (forward | reverse), ``confidenceLevel``,
 ``plateColor`` (blue, yellow, white, black, green…), ``vehicleType``; then
 JPEG parts such as ``licensePlatePicture.jpg`` and ``detectionPicture.jpg``.
-An alert without pictures may come as a bare XML body. The serial is
-``deviceID`` when the firmware sends one, else ``macAddress``. A ``videoloss``
-alert with ``eventState`` inactive is the camera's periodic heartbeat.
-No read id is sent: it is derived from the serial, ``dateTime`` and the plate.
+An alert without pictures may come as a bare XML body. Older firmware uses
+the ``http://www.std-cgi.com/ver20/XMLSchema`` namespace (any namespace is
+read alike), may send neither ``deviceID`` nor ``macAddress``, and sends its
+pictures as ``application/octet-stream`` parts. The serial is the
+``macAddress`` (or a version 1.0 alert's ``Extensions/serialNumber``);
+``deviceID`` is a number the installer sets, not a serial, so it names
+nothing here: the URL key names the camera, and an alert without either is
+still read (its serial is empty). A ``videoloss`` alert with ``eventState``
+inactive is the camera's periodic heartbeat. No read id is sent: it is
+derived from the serial, ``dateTime`` and the plate.
 Reply: HTTP 200 with an empty body. The barrier opens through the camera's
 API (``barrier.async_open_barrier``), not through the reply.
 """
@@ -26,6 +32,7 @@ from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 from eppark.devices.lpr.events import (
+    CHINESE_CHARSETS,
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_TZ,
     BadPayload,
@@ -38,9 +45,11 @@ from eppark.devices.lpr.events import (
     Part,
     PlateRead,
     Reply,
+    charset,
     check_image_size,
     choose_plate,
     confidence_value,
+    decode_text,
     derive_read_id,
     media_type,
     multipart_parts,
@@ -78,10 +87,8 @@ def parse(
         xml, pictures = _split(multipart_parts(push))
     else:
         raise BadPayload(f"expected multipart/form-data or XML, got {push.content_type}")
-    root = _parse_xml(xml)
-    serial = _text(root, "deviceID") or _text(root, "macAddress")
-    if not serial:
-        raise BadPayload("EventNotificationAlert has neither deviceID nor macAddress")
+    root = _parse_xml(xml, charset(push.content_type) if kind in XML_TYPES else None)
+    serial = _serial(root)
     event_type = (_text(root, "eventType") or "").strip()
     if event_type.lower() == "videoloss" and (_text(root, "eventState") or "") == "inactive":
         return Heartbeat(vendor=VENDOR, serial=serial, ipaddr=_text(root, "ipAddress"))
@@ -97,7 +104,9 @@ def parse(
     images = tuple(
         Image(
             name=part.filename or part.name,
-            content_type=part.content_type,
+            content_type=part.content_type
+            if part.content_type.startswith("image/")
+            else "image/jpeg",
             data=check_image_size(part.data, part.filename or part.name, max_image_bytes),
         )
         for part in pictures
@@ -121,6 +130,27 @@ def parse(
     )
 
 
+def _serial(root: ElementTree.Element) -> str:
+    """The camera's own serial: its MAC address, else a 1.0 alert's serialNumber, else ""."""
+    mac = _text(root, "macAddress")
+    if mac:
+        return mac
+    extensions = _child(root, "Extensions")
+    if extensions is not None:
+        return _text(extensions, "serialNumber") or ""
+    return ""
+
+
+PICTURE_TYPES: Final = ("application/octet-stream",)
+"""Non-image content types older firmware gives its JPEG parts."""
+
+
+def _is_picture(part: Part) -> bool:
+    return bool(part.data) and (
+        part.content_type.startswith("image/") or part.content_type in PICTURE_TYPES
+    )
+
+
 def _split(parts: list[Part]) -> tuple[bytes, list[Part]]:
     xml_parts = [
         part
@@ -131,13 +161,23 @@ def _split(parts: list[Part]) -> tuple[bytes, list[Part]]:
         raise BadPayload("multipart body has no XML part (anpr.xml)")
     if len(xml_parts) > 1:
         raise BadPayload("multipart body has more than one XML part")
-    pictures = [part for part in parts if part.content_type.startswith("image/")]
+    pictures = [part for part in parts if part not in xml_parts and _is_picture(part)]
     return xml_parts[0].data, pictures
 
 
-def _parse_xml(xml: bytes) -> ElementTree.Element:
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9_-]+)["']""")
+
+
+def _parse_xml(xml: bytes, transport_charset: str | None = None) -> ElementTree.Element:
     if re.search(rb"<!(DOCTYPE|ENTITY)", xml, re.IGNORECASE):
         raise BadPayload("XML with a DOCTYPE or entities is refused")
+    # the XML parser knows no multi-byte Chinese codec: GB2312/GBK text is handed over as UTF-8
+    declared = _DECLARED.match(xml)
+    if declared is not None and declared.group(1).decode().lower() in CHINESE_CHARSETS:
+        text = decode_text(xml[declared.end() :], "gb18030", "XML")
+        xml = b'<?xml version="1.0" encoding="UTF-8"' + text.encode("utf-8")
+    elif declared is None and not _is_utf8(xml):
+        xml = decode_text(xml, transport_charset, "XML").encode("utf-8")
     try:
         root = ElementTree.fromstring(xml)
     except ElementTree.ParseError as exc:
@@ -145,6 +185,14 @@ def _parse_xml(xml: bytes) -> ElementTree.Element:
     if _local(root.tag) != "EventNotificationAlert":
         raise BadPayload(f"not an EventNotificationAlert (root {_local(root.tag)})")
     return root
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _local(tag: str) -> str:

@@ -9,10 +9,17 @@ Plate push: JSON ``{"AlarmInfoPlate": {"serialno", "ipaddr", "deviceName",
 ``plateid`` (the dedup id, with ``serialno``), ``isoffline`` (1 for the
 offline backlog), ``imageFile``/``imageFragmentFile`` (base64 JPEG, optional).
 ``type`` is ignored: its codes differ between firmware generations.
+Older firmware and the Qianyi (芊熠) family (ParkingCam, Alphadigi) send no
+``plateid``, ``isoffline`` or ``gioouts`` (the vendor document lists them as
+"new" fields): such a read is online, and its read id is derived from its
+content (serial, time, plate, image path), stable across the camera's re-sends.
 
 Heartbeat ("device registration"): multipart/form-data (urlencoded tolerated)
 with ``device_name, ipaddr, port, user_name, pass_wd, serialno, channel_num``;
-``pass_wd`` is never kept.
+``pass_wd`` is never kept. The JSON variant, ``{"heartbeat": {"countid",
+"timeStamp", "serialno", …}}`` (Qianyi/Alphadigi; some firmware spells it
+``Heartbeat``), is answered with ``{"Response_Heartbeat": {"info": "ok"|"no",
+"serialData": […]}}``, which carries a queued open as the comet reply does.
 
 Replies (``Response_AlarmInfoPlate``): ``info`` "ok" opens, "no" keeps shut;
 ``content`` "retransfer_stop" stops re-sends; ``is_pay``; ``plateid`` echoes an
@@ -47,6 +54,7 @@ from eppark.devices.lpr.events import (
     choose_plate,
     confidence_value,
     decode_base64,
+    derive_read_id,
     form_fields,
     is_json,
     json_object,
@@ -69,6 +77,9 @@ COLOR_TYPES: Final[dict[int, Color]] = {
     6: "yellow_green",
 }
 DIRECTIONS: Final[dict[int, Direction]] = {1: "left", 2: "right", 3: "up", 4: "down"}
+
+HEARTBEAT_KEYS: Final = ("heartbeat", "Heartbeat")
+"""Top-level keys of the JSON heartbeat (Qianyi/Alphadigi ``heartbeat``; ``Heartbeat``)."""
 
 _WHERE = "AlarmInfoPlate.result.PlateResult"
 
@@ -98,8 +109,27 @@ def parse(
 ) -> Event:
     """The plate read or heartbeat in a Vzenith push (``tz`` is unused: times are epoch)."""
     if is_json(push):
-        return _parse_plate(json_object(push), max_image_bytes)
+        doc = json_object(push)
+        for key in HEARTBEAT_KEYS:
+            if key in doc and "AlarmInfoPlate" not in doc:
+                return _parse_json_heartbeat(doc[key], key)
+        return _parse_plate(doc, max_image_bytes)
     return _parse_heartbeat(form_fields(push))
+
+
+def _parse_json_heartbeat(body: Any, key: str) -> Heartbeat:
+    if not isinstance(body, dict):
+        raise BadPayload("must be an object", key)
+    serial = body.get("serialno", "")
+    if not isinstance(serial, str):
+        raise BadPayload("must be a string", f"{key}.serialno")
+    ipaddr = body.get("ipaddr")
+    return Heartbeat(
+        vendor=VENDOR,
+        serial=serial.strip(),
+        ipaddr=ipaddr if isinstance(ipaddr, str) and ipaddr else None,
+        variant="json",
+    )
 
 
 def _parse_heartbeat(fields: dict[str, str]) -> Heartbeat:
@@ -128,8 +158,8 @@ def _parse_plate(doc: dict[str, Any], max_image_bytes: int) -> PlateRead:
     if not isinstance(license_, str):
         raise BadPayload("must be a string", f"{_WHERE}.license")
     plate_id = optional_int(plate_result, "plateid", _WHERE)
-    if plate_id is None:
-        raise BadPayload("is required", f"{_WHERE}.plateid")
+    if plate_id is not None and plate_id < 0:
+        raise BadPayload("must not be negative", f"{_WHERE}.plateid")
     offline = optional_int(plate_result, "isoffline", _WHERE)
     if offline not in (None, 0, 1):
         raise BadPayload("must be 0 or 1", f"{_WHERE}.isoffline")
@@ -142,6 +172,7 @@ def _parse_plate(doc: dict[str, Any], max_image_bytes: int) -> PlateRead:
         data = decode_base64(plate_result[key], f"{_WHERE}.{key}", max_image_bytes)
         if data:
             images.append(Image(name=name, content_type="image/jpeg", data=data))
+    read_at = _read_at(plate_result)
     return PlateRead(
         vendor=VENDOR,
         serial=serial,
@@ -151,12 +182,28 @@ def _parse_plate(doc: dict[str, Any], max_image_bytes: int) -> PlateRead:
         confidence=confidence_value(
             optional_int(plate_result, "confidence", _WHERE), f"{_WHERE}.confidence"
         ),
-        read_at=_read_at(plate_result),
-        read_id=str(plate_id),
+        read_at=read_at,
+        read_id=str(plate_id)
+        if plate_id is not None
+        else _derived_id(serial, read_at, plate_result),
         offline=offline == 1,
         direction=DIRECTIONS.get(direction) if direction is not None else None,
         images=tuple(images),
     )
+
+
+def _derived_id(serial: str, read_at: datetime | None, plate_result: dict[str, Any]) -> str:
+    """A read id for firmware that sends no ``plateid``: from what the read says."""
+    license_ = str(plate_result.get("license", ""))
+    image_path = plate_result.get("imagePath")
+    if isinstance(image_path, str) and image_path:
+        license_ = f"{license_}|{image_path}"
+    return derive_read_id(serial, read_at, license_)
+
+
+def vendor_plate_id(read_id: str) -> int | None:
+    """The camera's own ``plateid`` behind a read id (None: the id was derived)."""
+    return int(read_id) if read_id.isdigit() else None
 
 
 def _read_at(plate_result: dict[str, Any]) -> datetime | None:
@@ -235,12 +282,23 @@ def heartbeat_reply(
     return json_reply({"Response_AlarmInfoPlate": body})
 
 
+def json_heartbeat_reply(*, open: bool = False, serial_data: Sequence[SerialData] = ()) -> Reply:
+    """The reply to a JSON heartbeat: ``Response_Heartbeat`` with ``info`` ok (open) or no."""
+    body: dict[str, Any] = {"info": "ok" if open else "no"}
+    body["serialData"] = _serial_data(serial_data)
+    return json_reply({"Response_Heartbeat": body})
+
+
 def reply(event: Event, *, open: bool = False) -> Reply:
     """The reply to any parsed event: plate, backlog record or heartbeat."""
     if isinstance(event, Heartbeat):
+        if event.variant == "json":
+            return json_heartbeat_reply(open=open)
         return heartbeat_reply(open=open)
+    plate_id = vendor_plate_id(event.read_id)
     if event.offline:
         if open:
             raise ValueError("a backlog record is past: it cannot open the barrier")
-        return offline_reply(int(event.read_id))
-    return plate_reply(open=open, plate_id=int(event.read_id))
+        if plate_id is not None:
+            return offline_reply(plate_id)
+    return plate_reply(open=open, plate_id=plate_id)
