@@ -9,8 +9,11 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.auth.models import User
 from django.core import signing
-from django.test import Client
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils import translation
+from django.views import defaults
 
 from eppark.stays.gate_loop import qr_url
 from eppark.stays.models import GateVisit
@@ -107,3 +110,17 @@ def test_a_qr_code_for_a_visit_no_longer_on_record_gets_a_friendly_404(world: Lo
     response = Client().get(_path(qr_url("unplated_entry", 987654)))
     assert response.status_code == 404
     assert "未找到这次通行记录" in response.content.decode()
+
+
+def test_server_errors_and_refusals_get_friendly_chinese_pages() -> None:
+    request = RequestFactory().get("/console/city/")
+    with translation.override("zh-hans"):
+        error = defaults.server_error(request)
+        denied = defaults.permission_denied(request, PermissionDenied())
+        bad = defaults.bad_request(request, SuspiciousOperation())
+    assert error.status_code == 500
+    assert "服务器出了点问题，请稍后再试" in error.content.decode()
+    assert denied.status_code == 403
+    assert "无权访问" in denied.content.decode()
+    assert bad.status_code == 400
+    assert "请求有误" in bad.content.decode()
