@@ -57,7 +57,7 @@ if not SECRET_KEY:
             f"once to use the demo's database and key (looked for {VAR_DIR / 'secret-key'})"
         )
 # Production: a key of its own and no debug pages (the demo and the tests run on plain HTTP).
-PRODUCTION = EPPARK_SECRET_KEY_SOURCE == "environment" and not (DEBUG or TESTING)
+PRODUCTION = EPPARK_SECRET_KEY_SOURCE == "environment" and not (DEMO or DEBUG or TESTING)
 
 # Where drivers' phones reach this server (the robots' QR codes encode URLs under it).
 EPPARK_PUBLIC_URL = os.environ.get("EPPARK_PUBLIC_URL", "http://127.0.0.1:8000")

@@ -54,7 +54,7 @@ def verify_password(password: str, hashed: str) -> bool:
 
 def derived_password(name: str) -> str:
     """A password derived from the demo's random secret key (the demo's robots and gateway)."""
-    if getattr(settings, "EPPARK_SECRET_KEY_SOURCE", "environment") not in ("demo", "testing"):
+    if not _demo_or_tests():
         raise ImproperlyConfigured(
             f"no password for {name.replace('robot:', 'robot ')}: derived passwords exist only "
             "with the demo's own key (run `eppark demo`); give the password explicitly"
@@ -76,9 +76,15 @@ def gateway_password() -> str:
     given = os.environ.get("EPPARK_MQTT_GATEWAY_PASSWORD")
     if given:
         return given
-    if getattr(settings, "EPPARK_SECRET_KEY_SOURCE", "environment") not in ("demo", "testing"):
+    if not _demo_or_tests():
         raise ImproperlyConfigured(
             "EPPARK_MQTT_GATEWAY_PASSWORD is not set: the gateway needs its broker password "
             "(a long random value, the same the broker knows the gateway by)"
         )
     return derived_password("gateway")
+
+
+def _demo_or_tests() -> bool:
+    """Whether this process is ``eppark demo``, works on the demo's database, or is a test."""
+    source = getattr(settings, "EPPARK_SECRET_KEY_SOURCE", "environment")
+    return bool(getattr(settings, "DEMO", False)) or source in ("demo", "testing")
