@@ -13,8 +13,11 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from eppark.accounts.models import StaffProfile
+from eppark.devices.credentials import hash_password, verify_password
+from eppark.devices.models import Robot
 from eppark.lots.models import Lot
 from eppark.operations.demo_setup import DEMO_PASSWORD
+from tests.integration.factories import build_lot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,3 +91,14 @@ def test_make_demo_takes_a_port() -> None:
     default = subprocess.run(["make", "-n", "-s", "demo"], cwd=REPO, capture_output=True, text=True)
     assert "eppark demo" in default.stdout
     assert "--port" not in default.stdout
+
+
+def test_forced_into_another_database_the_demo_leaves_real_robots_passwords_alone(
+    own_database: None,
+) -> None:
+    root = User.objects.create_superuser("root", password="a-real-password")
+    world = build_lot("real-lot", "真实停车场", "粤B11111", root)
+    Robot.objects.filter(pk=world.robot.pk).update(mqtt_password_hash=hash_password("its-own"))
+    demo("--force")
+    assert verify_password("its-own", Robot.objects.get(pk=world.robot.pk).mqtt_password_hash)
+    assert Robot.objects.filter(lot__code="mixc-luohu").exclude(mqtt_password_hash="").exists()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -63,9 +63,14 @@ def foreign_data(now: datetime) -> list[str]:
 
 
 def demo_robot_passwords() -> dict[str, str]:
-    """Each robot's demo password (derived from the secret key), stored as its MQTT hash."""
+    """Each demo robot's password (derived from the demo's key), stored as its MQTT hash.
+
+    Only the demo city's robots: with ``--force`` in another database, real robots
+    keep their own passwords.
+    """
     passwords = {}
-    for robot in Robot.objects.all():
+    codes = [lot["code"] for lot in demo_city(datetime.now(UTC))["lots"]]
+    for robot in Robot.objects.filter(lot__code__in=codes):
         password = demo_robot_password(robot.code)
         if not verify_password(password, robot.mqtt_password_hash):
             robot.mqtt_password_hash = hash_password(password)
