@@ -75,7 +75,8 @@ class Command(BaseCommand):
         first = Robot.objects.order_by("lot__code", "code").first()
         if first is not None:
             out.write(f"A robot:      {base}/console/robots/{first.code}/")
-        for label, (username, role) in zip(("Login:", "", ""), DEMO_LOGINS, strict=True):
+        for index, (username, role) in enumerate(DEMO_LOGINS):
+            label = "Login:" if index == 0 else ""
             out.write(f"{label:<14}{username} / {DEMO_PASSWORD}  ({role})")
         log_path = Path(settings.VAR_DIR) / "sim-robots.jsonl"
         out.write(f"MQTT broker:  {mqtt_url()} (robots' commands logged to {log_path})")
