@@ -12,8 +12,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
+PORT ?=
+# make demo PORT=8080 serves on another port (default 8000).
 demo: $(STAMP)
-	$(VENV)/bin/eppark demo
+	$(VENV)/bin/eppark demo $(if $(PORT),--port $(PORT))
 
 PG_URL ?= postgres://postgres@127.0.0.1:5432/eppark
 

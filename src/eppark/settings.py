@@ -1,9 +1,17 @@
 """Django settings, all from the environment (contracts.md "Operations").
 
 ``DATABASE_URL`` (default: a SQLite file under ``./var/``), ``REDIS_URL``,
-``MQTT_URL``, ``EPPARK_MEDIA_DIR``, ``EPPARK_SECRET_KEY`` (must be set outside the
-demo: ``EPPARK_DEMO=1`` allows the built-in development key), ``EPPARK_DEBUG``,
-``EPPARK_ALLOWED_HOSTS`` (comma-separated).
+``MQTT_URL``, ``EPPARK_MEDIA_DIR``, ``EPPARK_SECRET_KEY``, ``EPPARK_DEBUG``,
+``EPPARK_ALLOWED_HOSTS`` (comma-separated), and the HTTPS settings of
+docs/deploy.md (``EPPARK_SSL_REDIRECT``, ``EPPARK_TRUST_X_FORWARDED_PROTO``,
+``EPPARK_SECURE_COOKIES``, ``EPPARK_HSTS_*``).
+
+The secret key: ``EPPARK_SECRET_KEY``; else ``eppark demo`` (``EPPARK_DEMO=1``)
+generates a random one once into ``VAR_DIR/secret-key`` (0600) and reuses it,
+and any other command uses that file when it works on the demo's database
+(``DATABASE_URL`` unset); else the test suite (pytest, ``EPPARK_TESTING``) uses a
+fixed key. Anything else is a configuration error: no public key is ever used
+outside the demo and the tests.
 """
 
 from __future__ import annotations
@@ -11,26 +19,66 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from eppark import demo_secret
+
 VAR_DIR = Path(os.environ.get("EPPARK_VAR_DIR", Path.cwd() / "var")).resolve()
 DEMO = os.environ.get("EPPARK_DEMO") == "1"
-DEBUG = os.environ.get("EPPARK_DEBUG", "1" if DEMO else "0") == "1"
-
-_DEV_KEY = "eppark-demo-only-not-secret"
+# Off in the demo too: unknown URLs get the friendly 404 page, never Django's debug page.
+DEBUG = os.environ.get("EPPARK_DEBUG", "0") == "1"
 TESTING = bool(os.environ.get("PYTEST_VERSION") or os.environ.get("EPPARK_TESTING"))
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "")
+    return default if value == "" else value == "1"
+
+
+_TEST_KEY = "eppark-test-suite-only-not-secret"
 SECRET_KEY = os.environ.get("EPPARK_SECRET_KEY", "")
+# Where the key came from: "environment", "demo" (the var dir's random key) or "testing".
+EPPARK_SECRET_KEY_SOURCE = "environment"
 if not SECRET_KEY:
-    if not (DEMO or DEBUG or TESTING):
-        raise ImproperlyConfigured("EPPARK_SECRET_KEY must be set outside the demo")
-    SECRET_KEY = _DEV_KEY
+    if DEMO:
+        SECRET_KEY, EPPARK_SECRET_KEY_SOURCE = demo_secret.ensure_secret(VAR_DIR), "demo"
+    elif TESTING:
+        SECRET_KEY, EPPARK_SECRET_KEY_SOURCE = _TEST_KEY, "testing"
+    elif not os.environ.get("DATABASE_URL") and (_demo_key := demo_secret.read_secret(VAR_DIR)):
+        SECRET_KEY, EPPARK_SECRET_KEY_SOURCE = _demo_key, "demo"
+    else:
+        raise ImproperlyConfigured(
+            "EPPARK_SECRET_KEY is not set: set it to a long random value (python3 -c "
+            "'import secrets; print(secrets.token_urlsafe(50))'), or run `eppark demo` "
+            f"once to use the demo's database and key (looked for {VAR_DIR / 'secret-key'})"
+        )
+# Production: a key of its own and no debug pages (the demo and the tests run on plain HTTP).
+PRODUCTION = EPPARK_SECRET_KEY_SOURCE == "environment" and not (DEMO or DEBUG or TESTING)
+
+# Where drivers' phones reach this server (the robots' QR codes encode URLs under it).
+EPPARK_PUBLIC_URL = os.environ.get("EPPARK_PUBLIC_URL", "http://127.0.0.1:8000")
+_public = urlsplit(EPPARK_PUBLIC_URL)
 
 ALLOWED_HOSTS = [h for h in os.environ.get("EPPARK_ALLOWED_HOSTS", "").split(",") if h] or (
-    ["*"] if DEBUG else ["localhost", "127.0.0.1"]
+    ["*"] if DEBUG or DEMO else sorted({"localhost", "127.0.0.1", _public.hostname or "localhost"})
 )
+CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"] if _public.netloc else []
+
+# HTTPS (docs/deploy.md). Behind a TLS proxy, trust its X-Forwarded-Proto only when
+# told to (the proxy must set it, overwriting whatever the client sent).
+if _flag("EPPARK_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = _flag("EPPARK_SSL_REDIRECT", PRODUCTION)
+# Plate cameras push over plain HTTP and do not follow redirects.
+SECURE_REDIRECT_EXEMPT = [r"^devices/"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _flag("EPPARK_SECURE_COOKIES", PRODUCTION)
+SECURE_HSTS_SECONDS = int(os.environ.get("EPPARK_HSTS_SECONDS") or (31536000 if PRODUCTION else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("EPPARK_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _flag("EPPARK_HSTS_PRELOAD", True)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -144,8 +192,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
 LOGIN_URL = "admin:login"
 
-# Where drivers' phones reach this server (the robots' QR codes encode URLs under it).
-EPPARK_PUBLIC_URL = os.environ.get("EPPARK_PUBLIC_URL", "http://127.0.0.1:8000")
 # The gate loop's clocks (seconds): see eppark.devices.outbox and eppark.stays.
 EPPARK_PRESENT_TTL_S = int(os.environ.get("EPPARK_PRESENT_TTL_S", "120"))
 EPPARK_OPEN_TTL_S = int(os.environ.get("EPPARK_OPEN_TTL_S", "10"))

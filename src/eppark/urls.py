@@ -1,14 +1,23 @@
-"""URL routes: the back office and the language switch."""
+"""URL routes: the back office, the console, device endpoints, QR landing pages.
+
+Unknown URLs and errors render the friendly templates/404.html, 400.html, 500.html.
+"""
 
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
+from django.views.generic import RedirectView
+
+from eppark.stays.qr_pages import qr_page
 
 admin.site.site_header = _("EP Park back office")
 admin.site.site_title = _("EP Park")
 admin.site.index_title = _("Lots, devices, passes and orders")
 
 urlpatterns = [
+    # "/" and the admin's "view site" link lead to the console
+    path("", RedirectView.as_view(pattern_name="console:city"), name="home"),
+    path("q/<str:token>", qr_page, name="qr"),  # robots' QR codes (payments later)
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("devices/", include("eppark.devices.urls")),

@@ -172,3 +172,42 @@ def test_plates_match_ranks_the_misread_car_first() -> None:
     done = eppark("plates", "match", stdin=json.dumps({"plate": "粤B1", "candidates": [1]}))
     assert done.returncode == 2
     assert "candidates[0]" in done.stderr
+
+
+def eppark_unconfigured(*args: str, var_dir: str) -> subprocess.CompletedProcess[str]:
+    """``eppark`` with no secret key anywhere (no variable, no demo key in the var dir)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "eppark", *args],
+        capture_output=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "EPPARK_VAR_DIR": var_dir},
+    )
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
+    )
+
+
+def test_unknown_command_says_so_even_with_no_secret_key(tmp_path: Any) -> None:
+    done = eppark_unconfigured("teleport", var_dir=str(tmp_path))
+    assert done.returncode == 2
+    assert "unknown command 'teleport'" in done.stderr
+    assert "SECRET_KEY" not in done.stderr
+
+
+def test_a_known_command_with_no_secret_key_is_a_one_line_configuration_error(
+    tmp_path: Any,
+) -> None:
+    done = eppark_unconfigured("robot-state", "EP-0001", var_dir=str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.startswith("eppark: configuration error: EPPARK_SECRET_KEY is not set")
+    assert done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_plates_check_of_an_invalid_plate_exits_0_and_its_help_says_why() -> None:
+    done = eppark("plates", "check", "粤B1234")
+    assert done.returncode == 0
+    assert json.loads(done.stdout) == {"valid": False, "plate": "粤B1234", "kind": "unknown"}
+    helped = eppark("plates", "check", "--help")
+    assert helped.returncode == 0
+    assert "An invalid plate is an answer, not an error" in " ".join(helped.stdout.split())

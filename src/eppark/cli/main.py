@@ -60,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     plates = commands.add_parser("plates", help="plate tools")
     plate_commands = plates.add_subparsers(dest="plates_command", required=True, metavar="TOOL")
-    check = plate_commands.add_parser("check", help="normalise and classify a plate")
+    check = plate_commands.add_parser(
+        "check",
+        help="normalise and classify a plate",
+        description="Normalise and classify a plate. An invalid plate is an answer, not an "
+        'error: it prints {"valid": false, …} and exits 0, like a valid one, so scripts and '
+        "--jsonl batches read the verdict from the output; exit 2 means bad usage or input.",
+    )
     check.add_argument("plate", nargs="?", help="the plate (omit with --jsonl)")
     check.add_argument("--jsonl", action="store_true", help="one plate per line on stdin")
     match = plate_commands.add_parser("match", help="cars inside most likely to be a misread")
@@ -132,16 +138,61 @@ def _django(argv: list[str]) -> int:
     try:
         django.setup()
     except ImproperlyConfigured as exc:
-        sys.stderr.write(f"eppark: configuration error: {exc}\n")
-        return jsonio.EXIT_BAD_INPUT
+        if argv[0] != "help" and not _known(argv[0], command_names_without_settings()):
+            return _unknown(argv[0])  # a typo is a typo, whatever the configuration
+        return _configuration_error(exc)
     known = get_commands()
     if argv[0] not in known and argv[0].replace("-", "_") in known:
         argv = [argv[0].replace("-", "_"), *argv[1:]]  # eppark robot-state → robot_state
     if argv[0] != "help" and argv[0] not in known:
-        sys.stderr.write(f"eppark: error: unknown command {argv[0]!r} (see eppark --help)\n")
-        return jsonio.EXIT_BAD_INPUT
-    execute_from_command_line(["eppark", *argv])
+        return _unknown(argv[0])
+    try:
+        execute_from_command_line(["eppark", *argv])
+    except ImproperlyConfigured as exc:  # e.g. the gateway started without its broker password
+        return _configuration_error(exc)
     return 0
+
+
+def _known(name: str, known: set[str]) -> bool:
+    return name in known or name.replace("-", "_") in known
+
+
+def _unknown(name: str) -> int:
+    sys.stderr.write(f"eppark: error: unknown command {name!r} (see eppark --help)\n")
+    return jsonio.EXIT_BAD_INPUT
+
+
+def _configuration_error(exc: Exception) -> int:
+    sys.stderr.write(f"eppark: configuration error: {exc}\n")
+    return jsonio.EXIT_BAD_INPUT
+
+
+def command_names_without_settings() -> set[str]:
+    """Every management command that could be installed, found without loading settings.
+
+    Django's own, django.contrib's and EP Park's apps' (a superset of the installed
+    apps' commands): enough to tell a typo from a command that needs configuring.
+    """
+    import importlib.util
+    import pkgutil
+    from pathlib import Path
+
+    import django.contrib
+    import django.core.management
+    from django.core.management import find_commands
+
+    import eppark
+
+    names = set(find_commands(str(Path(django.core.management.__file__).parent)))
+    for package in (eppark, django.contrib):
+        for module in pkgutil.iter_modules(package.__path__):
+            if module.ispkg:
+                app_dir = Path(getattr(module.module_finder, "path", "")) / module.name
+                names.update(find_commands(str(app_dir / "management")))
+    spec = importlib.util.find_spec("simple_history")
+    if spec is not None and spec.origin:
+        names.update(find_commands(str(Path(spec.origin).parent / "management")))
+    return names
 
 
 def _utf8_stdio() -> None:

@@ -4,8 +4,10 @@ A robot's password is a random token; its hash is PBKDF2-HMAC-SHA512 in the
 ``$7$iterations$salt$hash`` form of ``mosquitto_passwd``, so production
 Mosquitto can take ``eppark mqtt-passwd``'s file as it is, while the embedded
 broker verifies against the same hashes. The gateway's own password comes
-from the environment (``EPPARK_MQTT_GATEWAY_PASSWORD``); in the demo both are
-derived from the secret key, so the simulators can connect.
+from the environment (``EPPARK_MQTT_GATEWAY_PASSWORD``). In the demo (and the
+test suite) the gateway's and the robots' passwords are derived from the demo's
+own random secret key (``VAR_DIR/secret-key``), so the simulators can connect;
+outside them nothing is derived, since the key might be known.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 ITERATIONS = 101  # mosquitto_passwd's default for $7$
 SALT_BYTES = 12
@@ -50,7 +53,12 @@ def verify_password(password: str, hashed: str) -> bool:
 
 
 def derived_password(name: str) -> str:
-    """A password derived from the secret key (the demo's robots and gateway)."""
+    """A password derived from the demo's random secret key (the demo's robots and gateway)."""
+    if not _demo_or_tests():
+        raise ImproperlyConfigured(
+            f"no password for {name.replace('robot:', 'robot ')}: derived passwords exist only "
+            "with the demo's own key (run `eppark demo`); give the password explicitly"
+        )
     mac = hmac.new(settings.SECRET_KEY.encode(), f"eppark-mqtt:{name}".encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(mac.digest()[:18]).decode()
 
@@ -61,5 +69,22 @@ def demo_robot_password(code: str) -> str:
 
 
 def gateway_password() -> str:
-    """The gateway's MQTT password: from the environment, else derived from the secret key."""
-    return os.environ.get("EPPARK_MQTT_GATEWAY_PASSWORD") or derived_password("gateway")
+    """The gateway's MQTT password: ``EPPARK_MQTT_GATEWAY_PASSWORD``, else the demo's derived one.
+
+    Outside the demo and the tests a missing password is a configuration error.
+    """
+    given = os.environ.get("EPPARK_MQTT_GATEWAY_PASSWORD")
+    if given:
+        return given
+    if not _demo_or_tests():
+        raise ImproperlyConfigured(
+            "EPPARK_MQTT_GATEWAY_PASSWORD is not set: the gateway needs its broker password "
+            "(a long random value, the same the broker knows the gateway by)"
+        )
+    return derived_password("gateway")
+
+
+def _demo_or_tests() -> bool:
+    """Whether this process is ``eppark demo``, works on the demo's database, or is a test."""
+    source = getattr(settings, "EPPARK_SECRET_KEY_SOURCE", "environment")
+    return bool(getattr(settings, "DEMO", False)) or source in ("demo", "testing")

@@ -73,6 +73,7 @@ async def async_serve(
     processes); ``gateway=False`` for a web-only worker, whose commands reach
     the gateway process through PostgreSQL ``NOTIFY``.
     """
+    password = gateway_password() if gateway else ""  # a missing one fails before anything starts
     import uvicorn
 
     import eppark.asgi  # noqa: F401  (load the application before freezing the heap)
@@ -96,7 +97,7 @@ async def async_serve(
     server = uvicorn.Server(config)
     tasks = []
     if gateway:
-        service = Gateway(url, password=gateway_password())
+        service = Gateway(url, password=password)
         tasks.append(asyncio.create_task(service.run(), name="gateway"))
     if ready is not None:
         tasks.append(asyncio.create_task(_when_started(server, ready)))
@@ -114,6 +115,7 @@ async def async_serve(
 
 async def async_gateway() -> None:
     """Run only the gateway (and the embedded broker when ``MQTT_URL`` is unset)."""
+    password = gateway_password()  # a missing one fails before anything starts
     freeze_heap()
     url = mqtt_url()
     broker: EmbeddedBroker | None = None
@@ -123,7 +125,7 @@ async def async_gateway() -> None:
         await broker.start()
         log.warning("embedded MQTT broker on %s", broker.url)
     try:
-        await Gateway(url, password=gateway_password()).run()
+        await Gateway(url, password=password).run()
     finally:
         if broker is not None:
             await broker.stop()

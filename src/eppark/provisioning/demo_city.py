@@ -75,6 +75,9 @@ _OPERATORS = (
     ("op-north", "北区运营", ("longhua-north", "baoan-center")),
 )
 _AGENTS = 4
+# The demo's printed logins besides its superuser: a one-lot operator and an agent.
+ONE_LOT_OPERATOR = "op-luohu"
+AN_AGENT = "kf-001"
 
 _LPR_VENDORS = ("vzenith", "hxzx", "hikvision", "dahua")
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许邓冯韩曹"

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from eppark.demo import print_scenarios
 from eppark.devices.models import Robot
 from eppark.lots.models import Lot
 from eppark.operations.demo_setup import (
+    DEMO_LOGINS,
     DEMO_PASSWORD,
     DEMO_USER,
     demo_robot_passwords,
+    foreign_data,
     set_up_demo,
 )
 from eppark.operations.runtime import async_serve, mqtt_url
@@ -41,10 +44,18 @@ class Command(BaseCommand):
             "--interval", type=float, default=6.0, help="mean seconds between arriving cars"
         )
         parser.add_argument("--no-serve", action="store_true", help="set up, print, and exit")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="set the demo up even in a database that is not the demo's own "
+            "(DATABASE_URL set, or real users/lots): plants logins with a published password",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Set up, then serve until interrupted."""
         out = self.stdout
+        if not options["force"]:
+            _refuse_a_database_not_its_own()
         out.write("Migrating the database…")
         call_command("migrate", verbosity=0, interactive=False)
         summary = set_up_demo(timezone.now())
@@ -64,7 +75,9 @@ class Command(BaseCommand):
         first = Robot.objects.order_by("lot__code", "code").first()
         if first is not None:
             out.write(f"A robot:      {base}/console/robots/{first.code}/")
-        out.write(f"Login:        {DEMO_USER} / {DEMO_PASSWORD}")
+        for index, (username, role) in enumerate(DEMO_LOGINS):
+            label = "Login:" if index == 0 else ""
+            out.write(f"{label:<14}{username} / {DEMO_PASSWORD}  ({role})")
         log_path = Path(settings.VAR_DIR) / "sim-robots.jsonl"
         out.write(f"MQTT broker:  {mqtt_url()} (robots' commands logged to {log_path})")
         if options["no_serve"]:
@@ -75,6 +88,23 @@ class Command(BaseCommand):
             asyncio.run(
                 _run(options["host"], options["port"], options["interval"], log_path, passwords)
             )
+
+
+def _refuse_a_database_not_its_own() -> None:
+    """The demo plants logins with a published password: only into its own database."""
+    if os.environ.get("DATABASE_URL"):
+        raise CommandError(
+            "DATABASE_URL is set: the demo runs on its own SQLite database under the var dir "
+            f"and plants logins with a published password ({DEMO_USER} / {DEMO_PASSWORD}); "
+            "unset DATABASE_URL, or pass --force to set the demo up in that database anyway"
+        )
+    foreign = foreign_data(timezone.now())
+    if foreign:
+        raise CommandError(
+            f"this database is not the demo's: it holds {', '.join(foreign)}; the demo would "
+            f"plant logins with a published password ({DEMO_USER} / {DEMO_PASSWORD}) in it. "
+            "Point EPPARK_VAR_DIR at another folder, or pass --force to set the demo up anyway"
+        )
 
 
 async def _run(

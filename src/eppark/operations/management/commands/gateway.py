@@ -15,6 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from eppark.devices.credentials import gateway_password
 from eppark.operations.runtime import async_gateway
 
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         """Run until SIGINT or SIGTERM."""
         if connection.vendor != "postgresql":
             raise CommandError("a gateway process of its own needs PostgreSQL (NOTIFY wakes it)")
+        gateway_password()  # a missing broker password fails before anything starts
         self.stdout.write("Gateway running")
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_until_stopped())

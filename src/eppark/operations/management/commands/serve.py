@@ -21,6 +21,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
+from eppark.devices.credentials import gateway_password
 from eppark.operations.runtime import async_serve, listen
 
 
@@ -62,6 +63,8 @@ class Command(BaseCommand):
                 "--workers > 1 and --no-gateway need PostgreSQL (web processes reach the "
                 "gateway by NOTIFY); SQLite serves with one process"
             )
+        if gateway:
+            gateway_password()  # a missing broker password fails before anything listens
         sock = listen(host, port)
         children = [_worker(sock, host, port) for _ in range(workers - 1)]
         self.stdout.write(f"Serving on http://{host}:{port}/ ({workers} web process(es))")
