@@ -24,6 +24,7 @@ from django.test.utils import CaptureQueriesContext
 
 from eppark.accounts.models import StaffProfile
 from eppark.console.models import Seat
+from eppark.devices.keys import key_digest
 from eppark.devices.models import Camera, Robot
 from eppark.lots.models import Gate, Lot
 from eppark.passes.models import MonthlyPass, PassPlate
@@ -138,9 +139,9 @@ def test_example_provisions_exactly_what_it_says() -> None:
     )
     assert robot.mqtt_password_hash == ""
     camera = Camera.objects.get()
-    assert (camera.vendor, camera.key, camera.serial, camera.lot, camera.gate) == (
+    assert (camera.vendor, camera.key_digest, camera.serial, camera.lot, camera.gate) == (
         "vzenith",
-        "k-caike-exit-1",
+        key_digest("k-caike-exit-1"),
         "eff50e18-e3d3862b",
         lot,
         gate,
@@ -356,7 +357,7 @@ def test_ezviz_camera_belongs_to_the_gates_robot_and_a_key_can_be_rotated(tmp_pa
     cameras.append({"vendor": "ezviz", "serial": "D12345678", "name": "环境"})
     provision(write(tmp_path, document))
     ezviz = Camera.objects.get(vendor="ezviz")
-    assert (ezviz.ezviz_serial, ezviz.robot, ezviz.key) == (
+    assert (ezviz.ezviz_serial, ezviz.robot, ezviz.key_digest) == (
         "D12345678",
         Robot.objects.get(),
         None,
@@ -365,7 +366,7 @@ def test_ezviz_camera_belongs_to_the_gates_robot_and_a_key_can_be_rotated(tmp_pa
     cameras[0]["key"] = "k-caike-exit-1-rotated"
     provision(write(tmp_path, document))
     assert Camera.objects.count() == 2
-    assert Camera.objects.get(pk=lpr.pk).key == "k-caike-exit-1-rotated"
+    assert Camera.objects.get(pk=lpr.pk).key_digest == key_digest("k-caike-exit-1-rotated")
 
 
 # --- users ---------------------------------------------------------------------------------
