@@ -496,6 +496,25 @@ def _camera_key_twice(d: dict[str, Any]) -> str:
     return f"{path}.cameras[0].key: camera key '{key}' is already used by {first}"
 
 
+def test_a_robot_code_that_cannot_be_a_topic_level_is_refused_and_nothing_changes(
+    tmp_path: Path,
+) -> None:
+    document = example()
+    document["lots"][0]["gates"][0]["robot"]["code"] = "出口 1"
+    before = counts()
+    message = refusal(write(tmp_path, document))
+    assert "lots[0].gates[0].robot.code: '出口 1' is not a robot code" in message
+    assert counts() == before
+
+
+def test_a_cameras_key_is_stored_only_as_its_digest(example_file: Path) -> None:
+    provision(example_file)
+    rows = str(list(Camera.objects.values())) + str(list(Camera.history.values()))
+    assert "k-caike-exit-1" not in rows
+    camera = Camera.objects.get()
+    assert (camera.key_digest, camera.key_hint) == (key_digest("k-caike-exit-1"), "it-1")
+
+
 def _typo(d: dict[str, Any]) -> str:
     path = _last_gate(d, {"code": "side", "name": "侧门", "direction": "exit", "camera": []})
     return f"{path}.camera: is not a known key (known: code, name, direction, robot, cameras)"

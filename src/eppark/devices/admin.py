@@ -154,6 +154,10 @@ class CameraForm(forms.ModelForm):  # type: ignore[type-arg]
         return cleaned
 
 
+WRITE_ONLY = ("api_password", "clear_api_password")
+"""Camera form fields that are never shown with a value."""
+
+
 @admin.register(Camera)
 class CameraAdmin(LotScopedAdminMixin, AuditedAdmin):
     """Plate cameras and Ezviz environment cameras, with the gate and robot they serve."""
@@ -175,6 +179,13 @@ class CameraAdmin(LotScopedAdminMixin, AuditedAdmin):
     list_select_related = ("lot", "gate", "robot")
     readonly_fields = ("endpoint_key", "online", "last_heartbeat_at", "created_at", "updated_at")
     change_form_template = "admin/devices/camera/change_form.html"
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """Someone who may only view the camera is not shown its API password at all."""
+        fields = super().get_fields(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields = [name for name in fields if name not in WRITE_ONLY]
+        return fields
 
     @admin.display(description=_("endpoint key"))
     def endpoint_key(self, obj: Camera) -> str:

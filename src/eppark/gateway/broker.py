@@ -125,13 +125,14 @@ def write_mosquitto_config(
     hashes: Mapping[str, str] | None = None,
     host: str = "127.0.0.1",
     extra: Sequence[str] = (),
+    owner: str | None = None,
 ) -> Path:
     """A Mosquitto set-up in ``folder``: password file, the robot ACL and the config; its path.
 
     ``users`` maps MQTT users (the gateway, robot codes) to passwords in clear, hashed here;
     ``hashes`` maps users to the ``$7$`` hashes already stored (``Robot.mqtt_password_hash``).
     Anonymous clients are refused; nothing persists. The password file is readable by its
-    owner only (run Mosquitto as that user, or hand the file to it).
+    owner only: ``owner`` (a user name, e.g. ``mosquitto``) is made its owner.
     """
     from eppark.devices.credentials import hash_password
 
@@ -140,6 +141,11 @@ def write_mosquitto_config(
     folder.mkdir(parents=True, exist_ok=True)
     passwd = folder / "passwd"
     _write_private(passwd, mosquitto_passwd(table))
+    if owner is not None:
+        import pwd
+
+        account = pwd.getpwnam(owner)
+        os.chown(passwd, account.pw_uid, account.pw_gid)
     acl = folder / "acl"
     acl.write_text(mosquitto_acl(), encoding="utf-8")
     config = folder / "mosquitto.conf"
