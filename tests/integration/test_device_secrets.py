@@ -90,7 +90,8 @@ def test_the_admin_refuses_a_robot_code_that_cannot_be_a_topic_level(
     assert response.status_code == 200  # the form again, with the error
     body = response.content.decode()
     expected = "at most 64 characters" if len(code) > 64 else "cannot be a robot code"
-    assert expected in body and 'class="errorlist' in body
+    assert expected in body
+    assert 'class="errorlist' in body
     assert Robot.objects.count() == before
 
 
@@ -122,9 +123,11 @@ def test_robot_password_prints_a_fresh_password_once_and_stores_its_hash(
     out = io.StringIO()
     call_command("robot_password", robot.code, stdout=out)
     password = out.getvalue().strip()
-    assert out.getvalue().count("\n") == 1 and len(password) >= 24
+    assert out.getvalue().count("\n") == 1
+    assert len(password) >= 24
     stored = Robot.objects.get(pk=robot.pk).mqtt_password_hash
-    assert stored.startswith("$7$") and password not in stored
+    assert stored.startswith("$7$")
+    assert password not in stored
     assert verify_password(password, stored)
     again = io.StringIO()
     call_command("robot_password", robot.code, stdout=again)
@@ -169,7 +172,8 @@ def test_the_back_office_sets_a_new_mqtt_password_shown_once_and_audited(
         url,
     ):
         body = client.get(page).content.decode()
-        assert password.group(1) not in body and stored not in body
+        assert password.group(1) not in body
+        assert stored not in body
     latest = Robot.history.filter(id=robot.pk).latest()
     assert (latest.history_change_reason, latest.history_user) == ("MQTT password reset", operator)
     history = client.get(reverse("admin:devices_robot_history", args=[robot.pk])).content.decode()
@@ -201,7 +205,8 @@ def push(client: Client, camera: Camera, key: str) -> int:
 def test_a_cameras_key_and_api_password_are_shown_to_no_one(world: dict[str, Any]) -> None:
     a: LotWorld = world["a"]
     stored = Camera.objects.get(pk=a.camera.pk)
-    assert stored.key is None and stored.key_digest == key_digest("k-caike")
+    assert stored.key is None
+    assert stored.key_digest == key_digest("k-caike")
     for role in ("agent", "operator", "superuser"):
         client = client_for(world["users"][role])
         for page in (
@@ -273,9 +278,11 @@ def test_rotating_a_key_shows_the_new_one_once_refuses_the_old_and_is_audited(
     assert push(device, a.camera, "k-caike") == 404
     assert push(device, a.camera, key) == 200
     camera = Camera.objects.get(pk=a.camera.pk)
-    assert camera.key_digest == key_digest(key) and camera.key_hint == key[-4:]
+    assert camera.key_digest == key_digest(key)
+    assert camera.key_hint == key[-4:]
     body = client.get(reverse("admin:devices_camera_change", args=[a.camera.pk])).content.decode()
-    assert key not in body and "••••••••" + key[-4:] in body
+    assert key not in body
+    assert "••••••••" + key[-4:] in body
     latest = Camera.history.filter(id=a.camera.pk).latest()
     assert (latest.history_change_reason, latest.history_user) == ("endpoint key rotated", operator)
 

@@ -144,12 +144,16 @@ def test_a_robot_put_into_service_connects_to_mosquitto_with_its_new_password(
     assert "1 robots and the gateway" in said.getvalue()
     assert "no password yet (eppark robot-password CODE): EP-0008" in said.getvalue()
     passwd = (folder / "passwd").read_text()
-    assert password not in passwd and "EP-0007:$7$" in passwd and "EP-0008" not in passwd
+    assert password not in passwd
+    assert "EP-0007:$7$" in passwd
+    assert "EP-0008" not in passwd
     assert oct((folder / "passwd").stat().st_mode & 0o777) == "0o600"
     config = folder / "mosquitto.conf"
     text = config.read_text()
-    assert "use_username_as_clientid true" in text and "max_packet_size 524288" in text
-    assert "#listener 8883" in text and "#certfile" in text
+    assert "use_username_as_clientid true" in text
+    assert "max_packet_size 524288" in text
+    assert "#listener 8883" in text
+    assert "#certfile" in text
     config.write_text(text + "user root\n")  # the test's folder is private to root
     process = subprocess.Popen(
         [MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -189,7 +193,8 @@ def test_a_robot_put_into_service_connects_to_mosquitto_with_its_new_password(
 
         run(scenario())
         status, stderr = _sim(broker, "EP-0007", "--password", password + "x")
-        assert status == 1 and "the broker refused its login" in stderr
+        assert status == 1
+        assert "the broker refused its login" in stderr
     finally:
         process.terminate()
         process.wait(10)
