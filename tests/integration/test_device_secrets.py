@@ -305,3 +305,33 @@ def test_no_old_version_of_a_device_can_be_opened_or_restored(world: dict[str, A
     url = reverse("admin:devices_camera_simple_history", args=[a.camera.pk, version])
     assert client.get(url).status_code == 403
     assert client.post(url, _camera_form(a.camera, name="old")).status_code == 403
+
+
+def test_the_gate_loop_writes_no_device_history(world: dict[str, Any]) -> None:
+    from django.utils import timezone
+
+    from eppark.gateway import store
+    from eppark.sim.cameras import build_push
+
+    a: LotWorld = world["a"]
+    robots, cameras = Robot.history.count(), Camera.history.count()
+    device = Client()
+    assert push(device, a.camera, "k-caike") == 200  # a heartbeat marks the camera online
+    read = build_push("vzenith", a.camera.serial, "粤B11111", timezone.now(), plate_id=7)
+    url = "/devices/lpr/vzenith/k-caike" + (f"/{read.path}" if read.path else "")
+    assert device.post(url, data=read.body, content_type=read.content_type).status_code == 200
+    store.apply_status(a.robot.code, b"online", timezone.now())
+    assert Robot.objects.get(pk=a.robot.pk).online
+    assert Camera.objects.get(pk=a.camera.pk).online
+    assert (Robot.history.count(), Camera.history.count()) == (robots, cameras)
+
+
+def test_the_secret_pages_and_the_code_rule_speak_chinese(world: dict[str, Any]) -> None:
+    a: LotWorld = world["a"]
+    client = client_for(world["users"]["superuser"])
+    robot_page = client.get(reverse("admin:devices_robot_mqtt_password", args=[a.robot.pk]))
+    assert "只在下一页显示一次" in robot_page.content.decode()
+    camera_page = client.get(reverse("admin:devices_camera_rotate_key", args=[a.camera.pk]))
+    assert "设置新的推送密钥" in camera_page.content.decode()
+    refused = client.post(reverse("admin:devices_robot_add"), _robot_form(world, "出口 1"))
+    assert "出口 1&#x27; 不能作为机器人编号：1 到 64 个字符" in refused.content.decode()
