@@ -195,7 +195,7 @@ def test_only_staff_who_may_change_the_robot_set_its_password(
 
 
 def push(client: Client, camera: Camera, key: str) -> int:
-    message = build_heartbeat(camera.vendor, camera.serial)
+    message = build_heartbeat("vzenith", camera.serial)
     url = f"/devices/lpr/{camera.vendor}/{key}"
     if message.path:
         url += "/" + message.path

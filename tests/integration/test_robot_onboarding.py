@@ -51,7 +51,7 @@ def test_another_robots_credentials_cannot_take_a_robots_client_id(any_broker: T
                         await gateway.publish(other, b"for robot B", qos=1)
                     async with asyncio.timeout(15):
                         async for message in intruder.messages:
-                            intruder_heard.append(bytes(message.payload))  # type: ignore[arg-type]
+                            intruder_heard.append(bytes(message.payload))
                             if message.topic.value == other:
                                 break
             except aiomqtt.MqttError:
