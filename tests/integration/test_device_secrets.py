@@ -335,3 +335,19 @@ def test_the_secret_pages_and_the_code_rule_speak_chinese(world: dict[str, Any])
     assert "设置新的推送密钥" in camera_page.content.decode()
     refused = client.post(reverse("admin:devices_robot_add"), _robot_form(world, "出口 1"))
     assert "出口 1&#x27; 不能作为机器人编号：1 到 64 个字符" in refused.content.decode()
+
+
+def test_a_robot_stored_with_a_bad_code_before_the_rule_does_not_break_its_gate(
+    world: dict[str, Any],
+) -> None:
+    from django.utils import timezone
+
+    from eppark.sim.cameras import build_push
+
+    a: LotWorld = world["a"]
+    Robot.objects.filter(pk=a.robot.pk).update(code="出口 1")  # saved before codes were checked
+    registry.forget()
+    read = build_push("vzenith", a.camera.serial, "粤B12345", timezone.now(), plate_id=9)
+    url = "/devices/lpr/vzenith/k-caike" + (f"/{read.path}" if read.path else "")
+    response = Client().post(url, data=read.body, content_type=read.content_type)
+    assert response.status_code == 200

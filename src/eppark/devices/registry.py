@@ -13,6 +13,7 @@ queries either.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from django.db.models.signals import post_delete, post_save
 
 from eppark.devices.keys import key_digest
 from eppark.domain.decide import Direction, LotPolicy
+from eppark.gateway.protocol import is_robot_code
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,9 @@ def _load_all() -> dict[tuple[str, str], CameraConfig]:
     for pk, code, gate_id in Robot.objects.filter(gate__isnull=False).values_list(
         "pk", "code", "gate_id"
     ):
+        if not is_robot_code(code):  # stored before codes were checked: it can never connect
+            log.warning("robot %r cannot be reached over MQTT: its gate runs without it", code)
+            continue
         robots.setdefault(gate_id, (pk, code))  # one robot per gate; the first if more
     zones: dict[str, ZoneInfo] = {}
     cameras: dict[tuple[str, str], CameraConfig] = {}
