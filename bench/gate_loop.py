@@ -56,6 +56,10 @@ PG = os.environ.get("EPPARK_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "eppark_bench"
 GATES = 20
 GATEWAY_PASSWORD = "bench-gateway"
+LISTENER = "bench-listener"
+"""The bench's own MQTT user, reading every command: Mosquitto gives each client its user name
+as client id, so a second ``gateway`` connection would take the real gateway's session."""
+LISTENER_PASSWORD = "bench-listener-pw"
 REPEATS = 3
 """The 100/s phase is run this many times; each run and all runs pooled are reported."""
 
@@ -215,9 +219,11 @@ class Mosquitto:
         write_mosquitto_config(
             self.folder,
             self.port,
-            {**self.passwords, "gateway": GATEWAY_PASSWORD},
+            {**self.passwords, "gateway": GATEWAY_PASSWORD, LISTENER: LISTENER_PASSWORD},
             extra=["user root", "max_queued_messages 100000"],
         )
+        with (self.folder / "acl").open("a", encoding="utf-8") as acl:
+            acl.write(f"\nuser {LISTENER}\ntopic read ep/robots/+/commands\n")
 
     def start(self) -> None:
         """Start (again) on the same port."""
@@ -314,9 +320,9 @@ class Load:
         async with aiomqtt.Client(
             "127.0.0.1",
             self.mqtt_port,
-            username="gateway",
-            password=GATEWAY_PASSWORD,
-            identifier=f"gateway-bench-{os.getpid()}",
+            username=LISTENER,
+            password=LISTENER_PASSWORD,
+            identifier=LISTENER,
         ) as client:
             send_at_once(client)  # its PUBACKs must not hold back the broker's next sends
             await client.subscribe("ep/robots/+/commands", qos=1)

@@ -26,6 +26,14 @@ TARIFF = {
 }
 
 
+def keyed_camera(key: str, **fields: Any) -> Camera:
+    """A camera posting with endpoint ``key``: ``.key`` holds it here, the database its digest."""
+    camera = Camera(**fields)
+    camera.key = key
+    camera.save()
+    return camera
+
+
 @dataclass
 class LotWorld:
     """One lot with a gate pair, a robot, a camera, a pass, a stay, an order and an open."""
@@ -54,8 +62,8 @@ def build_lot(
     robot = Robot.objects.create(
         code=f"EP-{code}", name=f"{name}出口", lot=lot, gate=exit_gate, phone="14400000001"
     )
-    camera = Camera.objects.create(
-        vendor="vzenith", lot=lot, gate=exit_gate, robot=robot, key=f"k-{code}", serial=f"sn-{code}"
+    camera = keyed_camera(
+        f"k-{code}", vendor="vzenith", lot=lot, gate=exit_gate, robot=robot, serial=f"sn-{code}"
     )
     monthly_pass = MonthlyPass.objects.create(
         lot=lot,

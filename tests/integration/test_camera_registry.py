@@ -10,9 +10,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from eppark.devices import registry
+from eppark.devices.keys import key_digest
 from eppark.devices.models import Camera, Robot
 from eppark.domain.decide import Direction
 from eppark.lots.models import Gate, Lot
+from tests.integration.factories import keyed_camera
 
 pytestmark = pytest.mark.django_db
 
@@ -24,11 +26,7 @@ def cameras() -> list[Camera]:
     for n in range(30):
         gate = Gate.objects.create(lot=lot, code=f"g{n}", name=f"g{n}", direction="entry")
         Robot.objects.create(code=f"EP-{n:04d}", name=f"g{n}", lot=lot, gate=gate)
-        made.append(
-            Camera.objects.create(
-                vendor="vzenith", lot=lot, gate=gate, key=f"k-{n}", serial=f"s{n}"
-            )
-        )
+        made.append(keyed_camera(f"k-{n}", vendor="vzenith", lot=lot, gate=gate, serial=f"s{n}"))
     Camera.objects.create(vendor="ezviz", lot=lot, serial="ez-1")  # no key: never pushes
     return made
 
@@ -71,7 +69,7 @@ def test_a_change_made_elsewhere_applies_within_the_ttl(
     registry.forget()
     assert registry.camera_for("vzenith", "k-0") is not None
     # another process renames the key: no signal reaches this one
-    Camera.objects.filter(pk=cameras[0].pk).update(key="k-renamed")
+    Camera.objects.filter(pk=cameras[0].pk).update(key_digest=key_digest("k-renamed"))
     deadline = time.monotonic() + 10
     while registry.camera_for("vzenith", "k-0") is not None:
         assert time.monotonic() < deadline, "the old key was still served after the TTL"

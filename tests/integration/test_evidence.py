@@ -26,7 +26,7 @@ from eppark.lots.models import Gate
 from eppark.passes.models import PassPlate
 from eppark.sim.cameras import build_push, fake_jpeg
 from eppark.stays.models import GateVisit, Stay
-from tests.integration.factories import LotWorld, build_lot, staff
+from tests.integration.factories import LotWorld, build_lot, keyed_camera, staff
 
 pytestmark = pytest.mark.django_db
 
@@ -275,8 +275,8 @@ def push_entry(camera: Camera, plate: str, plate_id: int) -> Any:
 def test_the_shared_space_screens_photos_load_from_their_links(world: dict[str, Any]) -> None:
     a: LotWorld = world["a"]
     entry: Gate = a.entry
-    camera = Camera.objects.create(
-        vendor="vzenith", lot=a.lot, gate=entry, robot=None, key="k-entry", serial="sn-entry"
+    camera = keyed_camera(
+        "k-entry", vendor="vzenith", lot=a.lot, gate=entry, robot=None, serial="sn-entry"
     )
     a.robot.gate = entry  # the lot's robot stands at the entry gate for this test
     a.robot.save()

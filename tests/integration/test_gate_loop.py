@@ -19,7 +19,7 @@ from eppark.passes.models import MonthlyPass, PassPlate
 from eppark.sim.cameras import build_heartbeat, build_push
 from eppark.stays.gate_loop import open_gate
 from eppark.stays.models import GateVisit, Resolution, Stay, StayState
-from tests.integration.factories import TARIFF
+from tests.integration.factories import TARIFF, keyed_camera
 
 pytestmark = pytest.mark.django_db
 
@@ -41,12 +41,12 @@ class Site:
             robot = Robot.objects.create(
                 code=f"EP-{direction}", name=direction, lot=self.lot, gate=gate
             )
-            camera = Camera.objects.create(
+            camera = keyed_camera(
+                f"k-{direction}",
                 vendor=vendor,
                 lot=self.lot,
                 gate=gate,
                 robot=robot,
-                key=f"k-{direction}",
                 serial=f"sn-{direction}",
             )
             self.gates[direction], self.robots[direction] = gate, robot

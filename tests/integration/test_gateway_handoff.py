@@ -28,7 +28,6 @@ from django.utils import timezone
 from eppark.devices import outbox
 from eppark.devices.credentials import hash_password
 from eppark.devices.models import (
-    Camera,
     Command,
     CommandState,
     Robot,
@@ -42,7 +41,7 @@ from eppark.sim.cameras import build_push
 from eppark.sim.robot import SimRobot
 from eppark.stays.models import GateVisit
 from tests.integration import mqtt_fixtures
-from tests.integration.factories import TARIFF
+from tests.integration.factories import TARIFF, keyed_camera
 from tests.integration.mqtt_fixtures import ROBOTS, TestBroker
 from tests.integration.test_outbox_gateway import Loop, wait_until
 
@@ -123,8 +122,8 @@ class HandoffWorld:
             gate=gate,
             mqtt_password_hash=hash_password(ROBOTS[CODE]),
         )
-        self.camera = Camera.objects.create(
-            vendor="hikvision", lot=self.lot, gate=gate, key="k-entry", serial="sn-entry"
+        self.camera = keyed_camera(
+            "k-entry", vendor="hikvision", lot=self.lot, gate=gate, serial="sn-entry"
         )
         self.loop = Loop()
         # only the first poll (at connect) reads the outbox within a test's deadline

@@ -26,7 +26,7 @@ from eppark.sim.cameras import build_push
 from eppark.sim.robot import SimRobot
 from eppark.stays.models import GateVisit, Resolution
 from tests.integration import mqtt_fixtures
-from tests.integration.factories import TARIFF
+from tests.integration.factories import TARIFF, keyed_camera
 from tests.integration.mqtt_fixtures import ROBOTS, TestBroker
 
 mosquitto = mqtt_fixtures.mosquitto
@@ -99,8 +99,8 @@ class World:
                 gate=gate,
                 mqtt_password_hash=hash_password(ROBOTS[code]),
             )
-            self.cameras[code] = Camera.objects.create(
-                vendor="hikvision", lot=self.lot, gate=gate, key=f"k-{code}", serial=f"sn-{code}"
+            self.cameras[code] = keyed_camera(
+                f"k-{code}", vendor="hikvision", lot=self.lot, gate=gate, serial=f"sn-{code}"
             )
         self.loop = Loop()
         self.out = io.StringIO()

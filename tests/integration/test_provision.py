@@ -24,6 +24,7 @@ from django.test.utils import CaptureQueriesContext
 
 from eppark.accounts.models import StaffProfile
 from eppark.console.models import Seat
+from eppark.devices.keys import key_digest
 from eppark.devices.models import Camera, Robot
 from eppark.lots.models import Gate, Lot
 from eppark.passes.models import MonthlyPass, PassPlate
@@ -138,9 +139,9 @@ def test_example_provisions_exactly_what_it_says() -> None:
     )
     assert robot.mqtt_password_hash == ""
     camera = Camera.objects.get()
-    assert (camera.vendor, camera.key, camera.serial, camera.lot, camera.gate) == (
+    assert (camera.vendor, camera.key_digest, camera.serial, camera.lot, camera.gate) == (
         "vzenith",
-        "k-caike-exit-1",
+        key_digest("k-caike-exit-1"),
         "eff50e18-e3d3862b",
         lot,
         gate,
@@ -356,7 +357,7 @@ def test_ezviz_camera_belongs_to_the_gates_robot_and_a_key_can_be_rotated(tmp_pa
     cameras.append({"vendor": "ezviz", "serial": "D12345678", "name": "环境"})
     provision(write(tmp_path, document))
     ezviz = Camera.objects.get(vendor="ezviz")
-    assert (ezviz.ezviz_serial, ezviz.robot, ezviz.key) == (
+    assert (ezviz.ezviz_serial, ezviz.robot, ezviz.key_digest) == (
         "D12345678",
         Robot.objects.get(),
         None,
@@ -365,7 +366,7 @@ def test_ezviz_camera_belongs_to_the_gates_robot_and_a_key_can_be_rotated(tmp_pa
     cameras[0]["key"] = "k-caike-exit-1-rotated"
     provision(write(tmp_path, document))
     assert Camera.objects.count() == 2
-    assert Camera.objects.get(pk=lpr.pk).key == "k-caike-exit-1-rotated"
+    assert Camera.objects.get(pk=lpr.pk).key_digest == key_digest("k-caike-exit-1-rotated")
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -493,6 +494,25 @@ def _camera_key_twice(d: dict[str, Any]) -> str:
     path = _last_gate(d, gate)
     first = "lots[0].gates[0].cameras[0].key"
     return f"{path}.cameras[0].key: camera key '{key}' is already used by {first}"
+
+
+def test_a_robot_code_that_cannot_be_a_topic_level_is_refused_and_nothing_changes(
+    tmp_path: Path,
+) -> None:
+    document = example()
+    document["lots"][0]["gates"][0]["robot"]["code"] = "出口 1"
+    before = counts()
+    message = refusal(write(tmp_path, document))
+    assert "lots[0].gates[0].robot.code: '出口 1' is not a robot code" in message
+    assert counts() == before
+
+
+def test_a_cameras_key_is_stored_only_as_its_digest(example_file: Path) -> None:
+    provision(example_file)
+    rows = str(list(Camera.objects.values())) + str(list(Camera.history.values()))
+    assert "k-caike-exit-1" not in rows
+    camera = Camera.objects.get()
+    assert (camera.key_digest, camera.key_hint) == (key_digest("k-caike-exit-1"), "it-1")
 
 
 def _typo(d: dict[str, Any]) -> str:

@@ -536,3 +536,14 @@ def test_demo_city_things_depend_on_the_seed_not_on_now() -> None:
 def test_demo_city_needs_an_offset() -> None:
     with pytest.raises(ValueError, match="offset"):
         demo_city(datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "code", ["出口 1", "EP 0001", "EP/0001", "EP+1", "EP#1", "EP\x000", "gateway", "-EP", "é-1"]
+)
+def test_a_robot_code_that_cannot_be_an_mqtt_topic_level_is_refused(code: str) -> None:
+    document = example()
+    document["lots"][0]["gates"][0]["robot"]["code"] = code
+    message = refusal(document)
+    assert message.startswith(f"lots[0].gates[0].robot.code: {code!r} is not a robot code (")
+    assert "not 'gateway'" in message

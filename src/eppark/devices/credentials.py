@@ -2,7 +2,7 @@
 
 A robot's password is a random token; its hash is PBKDF2-HMAC-SHA512 in the
 ``$7$iterations$salt$hash`` form of ``mosquitto_passwd``, so production
-Mosquitto can take ``eppark mqtt-passwd``'s file as it is, while the embedded
+Mosquitto can take ``eppark mosquitto-config``'s file as it is, while the embedded
 broker verifies against the same hashes. The gateway's own password comes
 from the environment (``EPPARK_MQTT_GATEWAY_PASSWORD``). In the demo (and the
 test suite) the gateway's and the robots' passwords are derived from the demo's

@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords  # type: ignore[import-untyped]
+
+from eppark.devices import keys
+from eppark.gateway.protocol import is_robot_code
+
+ROBOT_CODE_RULE = _(
+    "1 to 64 characters: ASCII letters, digits, '.', '_' or '-', starting with a letter or "
+    "digit (no spaces, no '/', '+' or '#', no Chinese characters), and not 'gateway'"
+)
+"""What a robot code may be: its MQTT user name and a level of its topics."""
+
+
+def validate_robot_code(code: str) -> None:
+    """Refuse a code that cannot be a robot's MQTT user name and topic level."""
+    if not is_robot_code(code):
+        raise ValidationError(
+            _("%(code)s cannot be a robot code: %(rule)s."),
+            code="robot_code",
+            params={"code": repr(code), "rule": ROBOT_CODE_RULE},
+        )
 
 
 class Robot(models.Model):
     """An EP君 kiosk: screen, speaker, light band, call button, ID and environment cameras."""
 
-    code = models.CharField(_("factory code"), max_length=64, unique=True)
+    code = models.CharField(
+        _("factory code"),
+        max_length=64,
+        unique=True,
+        validators=[validate_robot_code],
+        help_text=ROBOT_CODE_RULE,
+    )
     name = models.CharField(_("name"), max_length=128, help_text=_("e.g. 彩科出口"))
     lot = models.ForeignKey(
         "lots.Lot", on_delete=models.PROTECT, related_name="robots", verbose_name=_("lot")
@@ -28,6 +55,9 @@ class Robot(models.Model):
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # who changed what and why; the password hash is never copied (and the gateway's
+    # online/last-seen writes are .update()s, which write no history)
+    history = HistoricalRecords(excluded_fields=["mqtt_password_hash"])
 
     class Meta:
         verbose_name = _("robot")
@@ -75,13 +105,20 @@ class Camera(models.Model):
         related_name="cameras",
         verbose_name=_("robot"),
     )
-    key = models.CharField(
-        _("endpoint key"),
-        max_length=128,
+    key_digest = models.CharField(
+        _("endpoint key digest"),
+        max_length=64,
         unique=True,
         null=True,
         blank=True,
-        help_text=_("Secret part of the URL the camera posts to (/devices/lpr/<vendor>/<key>)."),
+        editable=False,
+        help_text=_(
+            "SHA-256 of the secret part of the URL the camera posts to "
+            "(/devices/lpr/<vendor>/<key>); the key itself is never stored."
+        ),
+    )
+    key_hint = models.CharField(
+        _("endpoint key ends with"), max_length=8, blank=True, editable=False
     )
     serial = models.CharField(_("serial number"), max_length=128, blank=True)
     ezviz_serial = models.CharField(_("Ezviz device serial"), max_length=64, blank=True)
@@ -96,6 +133,9 @@ class Camera(models.Model):
     last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # who changed what and why; neither the key's digest nor the API password is copied
+    # (the push path marks a camera online with raw SQL, which writes no history)
+    history = HistoricalRecords(excluded_fields=["key_digest", "api_password"])
 
     class Meta:
         verbose_name = _("camera")
@@ -104,6 +144,23 @@ class Camera(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"{self.get_vendor_display()} {self.serial or self.ezviz_serial}"
+
+    @property
+    def key(self) -> str | None:
+        """The endpoint key in clear: only on the instance it was just set on, never stored."""
+        return self.__dict__.get("_plain_key")
+
+    @key.setter
+    def key(self, value: str | None) -> None:
+        """Set a new endpoint key (``Camera(key=…)`` works too): its digest and hint are kept."""
+        self.__dict__["_plain_key"] = value or None
+        self.key_digest = keys.key_digest(value) if value else None
+        self.key_hint = keys.key_hint(value) if value else ""
+
+    @property
+    def masked_key(self) -> str:
+        """The key as anyone may see it: dots and its last characters (empty: no key)."""
+        return keys.masked(self.key_hint, bool(self.key_digest))
 
     @property
     def is_plate_camera(self) -> bool:

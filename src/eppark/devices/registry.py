@@ -1,6 +1,8 @@
 """What a camera's push needs to know about its camera, gate, lot and robot, kept in memory.
 
-Every push names its camera by the secret key in the URL. Looking the camera,
+Every push names its camera by the secret key in the URL; the database keeps only
+the key's SHA-256 (``devices.keys``), so a push's key is hashed once and looked up
+by its digest. Looking the camera,
 its gate, the lot's policy and tariff and the gate's robot up costs a join
 per push; they change a few times a year. ``camera_for`` keeps one snapshot
 of every camera: a change saved in this process (admin, provisioning) drops
@@ -11,6 +13,7 @@ queries either.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +23,11 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
+from eppark.devices.keys import key_digest
 from eppark.domain.decide import Direction, LotPolicy
+from eppark.gateway.protocol import is_robot_code
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +64,7 @@ ONLINE_REFRESH_S = 10.0
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     expires: float  # time.monotonic()
-    cameras: dict[tuple[str, str], CameraConfig]
+    cameras: dict[tuple[str, str], CameraConfig]  # by (vendor, key digest)
 
 
 _lock = threading.Lock()
@@ -83,7 +90,7 @@ def camera_for(vendor: str, key: str) -> CameraConfig | None:
     snapshot = _snapshot
     if snapshot is None or snapshot.expires <= time.monotonic():
         snapshot = _reload(stale=snapshot)
-    return snapshot.cameras.get((vendor, key))
+    return snapshot.cameras.get((vendor, key_digest(key)))
 
 
 def _reload(stale: _Snapshot | None) -> _Snapshot:
@@ -133,11 +140,14 @@ def _load_all() -> dict[tuple[str, str], CameraConfig]:
     for pk, code, gate_id in Robot.objects.filter(gate__isnull=False).values_list(
         "pk", "code", "gate_id"
     ):
+        if not is_robot_code(code):  # stored before codes were checked: it can never connect
+            log.warning("robot %r cannot be reached over MQTT: its gate runs without it", code)
+            continue
         robots.setdefault(gate_id, (pk, code))  # one robot per gate; the first if more
     zones: dict[str, ZoneInfo] = {}
     cameras: dict[tuple[str, str], CameraConfig] = {}
     for camera in Camera.objects.select_related("gate__lot", "lot").order_by("pk"):
-        if not camera.key:  # it never pushes (an Ezviz camera, say)
+        if not camera.key_digest:  # it never pushes (an Ezviz camera, say)
             continue
         gate_config = None
         gate = camera.gate
@@ -157,7 +167,7 @@ def _load_all() -> dict[tuple[str, str], CameraConfig]:
         if zone not in zones:
             zones[zone] = ZoneInfo(zone)
         cameras.setdefault(
-            (camera.vendor, camera.key),
+            (camera.vendor, camera.key_digest),
             CameraConfig(
                 pk=camera.pk,
                 vendor=camera.vendor,

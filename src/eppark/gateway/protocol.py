@@ -48,6 +48,10 @@ MAX_SCANNED: Final = 256
 T = TypeVar("T")
 
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+ROBOT_CODE_RULE: Final = (
+    "its MQTT user name and topic level: 1 to 64 ASCII letters, digits, '.', '_' or '-', "
+    "starting with a letter or digit, and not 'gateway'"
+)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
@@ -62,7 +66,7 @@ def is_robot_code(code: str) -> bool:
 def topic(code: str, kind: str) -> str:
     """The topic of one robot's ``kind`` (status, events, commands or acks)."""
     if not is_robot_code(code):
-        raise BadInput("code", f"{code!r} is not a robot code (letters, digits, '-', '_', '.')")
+        raise BadInput("code", f"{code!r} is not a robot code ({ROBOT_CODE_RULE})")
     if kind not in KINDS:
         raise BadInput("kind", f"must be one of {', '.join(KINDS)}")
     return f"{PREFIX}/{code}/{kind}"

@@ -1,12 +1,12 @@
 """Apply a provisioning plan to the database: all of it in one transaction, or nothing.
 
 Objects are found by their natural keys (lot code; gate code within its lot;
-robot code; a plate camera's key, else its vendor and serial; an Ezviz
-camera's serial; a pass by its plates within the lot; a user by username),
-created when missing and updated only where a value differs, so a second run
-of the same file saves nothing and leaves every ``updated_at`` as it was.
-Nothing the file does not mention is deleted; the plates of a pass the file
-mentions become exactly the listed ones.
+robot code; a plate camera's key (by its SHA-256: only that is stored), else
+its vendor and serial; an Ezviz camera's serial; a pass by its plates within
+the lot; a user by username), created when missing and updated only where a
+value differs, so a second run of the same file saves nothing and leaves every
+``updated_at`` as it was. Nothing the file does not mention is deleted; the
+plates of a pass the file mentions become exactly the listed ones.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from django.db import models, transaction
 from eppark.accounts.models import StaffProfile
 from eppark.accounts.roles import GROUP_NAMES, sync_role_groups
 from eppark.console.models import Seat
+from eppark.devices.keys import key_digest, key_hint
 from eppark.devices.models import Camera, Robot
 from eppark.domain.errors import BadInput
 from eppark.lots.models import Gate, Lot
@@ -234,12 +235,16 @@ class _Provisioner:
             if robot is not None:
                 values["robot_id"] = robot.pk
         else:
-            label = f"key {plan.key}"
-            camera = Camera.objects.filter(key=plan.key).first()
+            # the key is stored as its digest (and a hint): compared so, a second run changes
+            # nothing, and the key itself is never written anywhere
+            digest = key_digest(plan.key or "")
+            label = f"key {digest}"
+            camera = Camera.objects.filter(key_digest=digest).first()
             if camera is None and plan.serial:
                 same = list(Camera.objects.filter(vendor=plan.vendor, serial=plan.serial)[:2])
                 camera = same[0] if len(same) == 1 else None
-            values["key"] = plan.key
+            values["key_digest"] = digest
+            values["key_hint"] = key_hint(plan.key or "")
             if plan.serial is not None:
                 values["serial"] = plan.serial
         if camera is None:

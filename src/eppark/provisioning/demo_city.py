@@ -119,6 +119,21 @@ def demo_city(now: datetime, seed: int = 1) -> dict[str, Any]:
     return {"lots": lots, "users": _users()}
 
 
+def demo_camera_keys(seed: int = 1) -> list[str]:
+    """Every plate camera's endpoint key in the demo city (its simulated cameras post with them).
+
+    The database keeps only their digests; the keys depend on the seed alone.
+    """
+    city = demo_city(datetime(2026, 1, 1, tzinfo=CHINA), seed)
+    return [
+        camera["key"]
+        for lot in city["lots"]
+        for gate in lot["gates"]
+        for camera in gate["cameras"]
+        if "key" in camera
+    ]
+
+
 def _short(name: str) -> str:
     """The first two characters of a lot's name, for device names (彩科入口1)."""
     return name[:2]

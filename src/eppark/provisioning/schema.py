@@ -33,6 +33,7 @@ from eppark.domain import plates as plate_rules
 from eppark.domain.errors import BadInput
 from eppark.domain.fields import boolean, integer, join, obj, require, string, timestamp
 from eppark.domain.tariff import parse_rule
+from eppark.gateway.protocol import ROBOT_CODE_RULE, is_robot_code
 
 ROLES = ("agent", "operator", "admin")
 DIRECTIONS = ("entry", "exit")
@@ -58,7 +59,6 @@ MAX_LENGTH = {
     "robot.name": 128,
     "robot.phone": 32,
     "camera.name": 128,
-    "camera.key": 128,
     "camera.serial": 128,
     "camera.ezviz_serial": 64,
     "pass.owner": 64,
@@ -70,6 +70,10 @@ MAX_LENGTH = {
     "profile.name": 64,
     "seat.number": 8,
 }
+
+MAX_KEY_LENGTH = 128
+"""The longest camera endpoint key (stored as its SHA-256, so no column limits it)."""
+_LIMITS = {**MAX_LENGTH, "camera.key": MAX_KEY_LENGTH}
 
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 _DEVICE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -304,7 +308,7 @@ def _text(value: Any, path: str, limit: str, *, required: bool = True) -> str:
     text = string(value, path)
     if required and not text.strip():
         raise BadInput(path, "must not be empty")
-    longest = MAX_LENGTH[limit]
+    longest = _LIMITS[limit]
     if len(text) > longest:
         raise BadInput(path, f"is {len(text)} characters long; at most {longest} fit")
     return text
@@ -503,13 +507,9 @@ def _gate(value: Any, path: str, lot_code: str, registry: _Registry) -> GatePlan
 def _robot(value: Any, path: str, registry: _Registry) -> RobotPlan:
     data = obj(value, path)
     _known(data, _ROBOT_KEYS, path)
-    code = _pattern(
-        require(data, "code", path),
-        join(path, "code"),
-        "robot.code",
-        _DEVICE_CODE,
-        "a robot code (letters, digits, . _ -)",
-    )
+    code = _text(require(data, "code", path), join(path, "code"), "robot.code")
+    if not is_robot_code(code):
+        raise BadInput(join(path, "code"), f"{code!r} is not a robot code ({ROBOT_CODE_RULE})")
     registry.claim(("robot", code), join(path, "code"), f"robot code {code!r}")
     name = _text(require(data, "name", path), join(path, "name"), "robot.name")
     phone = _optional(data, "phone", path, lambda v, p: _phone(v, p, "robot.phone"))

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, TextIO, TypeVar
+from typing import Any, Final, Self, TextIO, TypeVar
 
 import aiomqtt
 
@@ -103,6 +103,31 @@ async def _confirmed(call: Awaitable[T]) -> T:
     return result
 
 
+REFUSALS: Final = {
+    4: "bad user name or password",  # MQTT 3.1.1 CONNACK return codes
+    5: "not authorised",
+    134: "bad user name or password",  # the MQTT 5 reason codes paho reports them as
+    135: "not authorised",
+}
+
+
+class LoginRefused(Exception):
+    """The broker refused the robot's user name and password: trying again will not help."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"robot {code}: the broker refused its login ({reason})")
+        self.code = code
+        self.reason = reason
+
+
+def login_refusal(error: aiomqtt.MqttError) -> str | None:
+    """Why the broker refused the login (None: the link failed for another reason)."""
+    if not isinstance(error, aiomqtt.MqttCodeError):
+        return None
+    rc = getattr(error.rc, "value", error.rc)
+    return REFUSALS.get(rc) if isinstance(rc, int) else None
+
+
 class SimRobot:
     """One robot: status with a last will, commands acked and run once, events, reconnection."""
 
@@ -139,13 +164,20 @@ class SimRobot:
     # --- running ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Stay connected until cancelled, reconnecting with backoff whenever the link breaks."""
+        """Stay connected until cancelled, reconnecting with backoff whenever the link breaks.
+
+        A login the broker refuses (wrong or unknown password) raises ``LoginRefused``:
+        the same password would be refused again.
+        """
         backoff = 0.2
         while True:
             connections = self.connections
             try:
                 await self._session()
             except aiomqtt.MqttError as error:
+                refusal = login_refusal(error)
+                if refusal is not None:
+                    raise LoginRefused(self.code, refusal) from None
                 log.info("robot %s: link down (%s)", self.code, error)
             if self.connections != connections:
                 backoff = 0.2
@@ -430,9 +462,19 @@ def main_sim_robot(
     except (BadInput, OSError, ValueError) as error:
         print(f"eppark sim robot: {error}", file=sys.stderr)
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(async_run_robots(args.codes, passwords, url, out or sys.stdout))
-    return 0
+    refused: list[BaseException] = []
+    try:
+        try:
+            asyncio.run(async_run_robots(args.codes, passwords, url, out or sys.stdout))
+        except* LoginRefused as group:
+            refused = list(group.exceptions)
+    except KeyboardInterrupt:
+        pass
+    given = args.password or args.passwords or os.environ.get("EPPARK_ROBOT_PASSWORD")
+    hint = " (no password was given: the demo's was tried)" if fallback and not given else ""
+    for refusal in refused:
+        print(f"eppark sim robot: {refusal}{hint}", file=sys.stderr)
+    return 1 if refused else 0
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
+from eppark.devices.keys import key_digest
 from eppark.devices.lpr import ADAPTERS, Vendor
 from eppark.devices.models import Camera
 from eppark.domain.decide import PassStatus
@@ -39,6 +40,7 @@ from eppark.domain.plates import LETTERS, PROVINCES
 from eppark.lots.models import Gate, Lot
 from eppark.passes.models import MonthlyPass, PassPlate
 from eppark.passes.standing import standing_q
+from eppark.provisioning.demo_city import demo_camera_keys
 from eppark.sim.cameras import build_push
 from eppark.sim.robot import SimRobot
 from eppark.stays.models import EnteredAs, GateVisit, Stay
@@ -182,6 +184,8 @@ class Planner:
     def __init__(self, rng: random.Random, clock: Callable[[], datetime] = timezone.now) -> None:
         self.rng = rng
         self.clock = clock
+        # the database keeps only the keys' digests: the demo city's own file knows the keys
+        self.keys = {key_digest(key): key for key in demo_camera_keys()}
 
     def plan(self, scenario: str) -> Arrival | None:
         """An arrival for ``scenario``, or None when the city has no car for it right now."""
@@ -210,7 +214,7 @@ class Planner:
                 scenario,
                 camera.pk,
                 vendor,
-                camera.key or "",
+                self.keys[camera.key_digest or ""],
                 camera.serial,
                 plate or None,
                 robot.code if robot else None,
@@ -218,11 +222,13 @@ class Planner:
         return None
 
     def _camera(self, lot: Lot, direction: str) -> Camera | None:
-        cameras = list(
-            Camera.objects.filter(
-                lot=lot, gate__direction=direction, vendor__in=list(ADAPTERS), key__isnull=False
+        cameras = [
+            camera
+            for camera in Camera.objects.filter(
+                lot=lot, gate__direction=direction, vendor__in=list(ADAPTERS)
             ).select_related("gate__robot")
-        )
+            if camera.key_digest in self.keys  # a camera whose key the demo knows
+        ]
         return self.rng.choice(cameras) if cameras else None
 
     def _plate(self, scenario: str, lot: Lot, now: datetime) -> str | None:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("devices", "0005_lean_indexes"),
+        ("devices", "0006_camera_key_digest_and_history"),
         ("lots", "0002_gate_opening_channel"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

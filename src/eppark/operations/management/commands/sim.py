@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from eppark.devices.credentials import demo_robot_password
+from eppark.devices.keys import key_digest
 from eppark.devices.lpr import VENDORS
 from eppark.devices.models import Camera
 from eppark.sim.cameras import build_heartbeat, build_push
@@ -61,7 +62,7 @@ def sim_camera(argv: list[str]) -> int:
     parser.add_argument("--offline", action="store_true", help="a backlog record")
     parser.add_argument("--heartbeat", action="store_true", help="send a heartbeat instead")
     args = parser.parse_args(argv)
-    camera = Camera.objects.filter(key=args.key).first()
+    camera = Camera.objects.filter(key_digest=key_digest(args.key)).first()
     vendor = args.vendor or (camera.vendor if camera else None)
     serial = args.serial or (camera.serial if camera else None)
     if vendor not in VENDORS or not serial:
