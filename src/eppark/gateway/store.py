@@ -220,20 +220,14 @@ def mark_sent(pks: list[int], now: datetime) -> None:
 
 
 def apply_reports(batch: list[tuple[str, str, bytes]], now: datetime) -> None:
-    """Apply a batch of (robot code, topic kind, payload): statuses, then acks and events.
+    """Apply a batch of (robot code, topic kind, payload): acks and events, then statuses.
 
+    Statuses come last: a robot's events mark it online, and an ``offline`` sent after
+    them in the same batch (its goodbye, or its last will) must have the last word.
     An unreachable database raises (the caller keeps the batch and applies it again
     when the database is back: every step is idempotent); any other failure is one
     message's or one kind's, logged, and does not stop the rest.
     """
-    for code, kind, payload in batch:
-        if kind == "status":
-            try:
-                apply_status(code, payload, now)
-            except Exception as error:  # one robot's bad message must not stop the others
-                if unreachable(error):
-                    raise
-                log.exception("gateway: handling a status from %s failed", code)
     for kind, apply in (("acks", apply_acks), ("events", apply_events)):
         items = [(code, payload) for code, k, payload in batch if k == kind]
         if items:
@@ -243,6 +237,14 @@ def apply_reports(batch: list[tuple[str, str, bytes]], now: datetime) -> None:
                 if unreachable(error):
                     raise
                 log.exception("gateway: applying %d %s failed", len(items), kind)
+    for code, kind, payload in batch:
+        if kind == "status":
+            try:
+                apply_status(code, payload, now)
+            except Exception as error:  # one robot's bad message must not stop the others
+                if unreachable(error):
+                    raise
+                log.exception("gateway: handling a status from %s failed", code)
 
 
 def _readable(
