@@ -35,15 +35,18 @@ def push_deadline_s() -> float:
 
 @contextmanager
 def statements_before(deadline: float) -> Iterator[None]:
-    """Refuse, on this thread's connection, every statement started after ``deadline``.
+    """Refuse, on this thread's connection, every statement of a transaction started after
+    ``deadline`` (a ``time.monotonic()`` value).
 
-    ``deadline`` is a ``time.monotonic()`` value. The check costs a clock read per
-    statement and no round trip; the last statement of a decision is followed only by
-    its commit.
+    What a push acts on (visit, stay, commands, the read) is written in one transaction,
+    whose last statement is followed only by its commit. Statements outside a transaction
+    act on nothing (the camera's snapshot, its last heartbeat, the wake-up sent after a
+    commit) and are let through: refusing the wake-up of a committed decision would answer
+    503 for a read that was acted on. The check costs a clock read, no round trip.
     """
 
     def check(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        if time.monotonic() > deadline:
+        if connection.in_atomic_block and time.monotonic() > deadline:
             raise DeadlinePassed(f"past the push deadline ({push_deadline_s():g} s)")
         return execute(sql, params, many, context)
 
