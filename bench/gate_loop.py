@@ -780,6 +780,13 @@ async def db_outage(
         "slowest answer s": round(
             max((s.replied - s.sent for s in samples if s.replied is not None), default=0), 2
         ),
+        "slowest 200 s": round(
+            max(
+                (s.replied - s.sent for s in samples if s.replied is not None and s.status == 200),
+                default=0,
+            ),
+            2,
+        ),
         "robot opens run": len(ran),
         "late opens": late_db_opens(ran, samples),
         "opens run but not recorded done": unrecorded_opens(ran),

@@ -75,7 +75,7 @@ def test_a_push_not_decided_by_its_deadline_is_refused_and_never_acted_on(
     body, content_type = _body(site, "粤B12346")  # by the Django view's path too
     late = push.receive_in_time(
         "vzenith",
-        site.cameras["entry"].key,
+        site.cameras["entry"].key or "",
         "",
         content_type,
         body,
