@@ -90,6 +90,13 @@ def _guarded(fn: Callable[..., T], *args: Any) -> T:
         raise
 
 
+def _broker_trouble(error: BaseException) -> bool:
+    """Whether ``error`` (or every error of a group) is the MQTT link's."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(_broker_trouble(inner) for inner in error.exceptions)
+    return isinstance(error, aiomqtt.MqttError | OSError | TimeoutError)
+
+
 class Gateway:
     """One gateway process's MQTT session, outbox dispatcher and camera-API worker."""
 
@@ -164,13 +171,13 @@ class Gateway:
         while True:
             try:
                 await self._session()
-            except Exception as error:  # MqttError or a group of them
-                if unreachable(error):  # every database user handles its own: not expected
-                    log.exception("gateway: a database error ended the MQTT session")
-                else:
+            except Exception as error:  # MqttError, or a group of them
+                if _broker_trouble(error):
                     log.warning(
                         "gateway: broker link down (%s); commands wait in the outbox", error
                     )
+                else:  # a bug, not the broker (the database's outages are handled where met)
+                    log.exception("gateway: an error ended the MQTT session; reconnecting")
             finally:
                 self._client = None
                 self.connected.clear()
