@@ -25,6 +25,16 @@ Also the fault figures: the broker is stopped for ``--outage`` seconds (60 by
 default with ``python -m bench.gate_loop --outage 60``) in the middle of
 traffic; counted afterwards: reads answered, visits recorded, commands
 delivered / superseded / expired, and opens run late (must be 0).
+
+And the database fault (``--db-outage 15``; ``python -m bench`` runs it for
+15 s as the ``db_outage`` suite): the same layout on a PostgreSQL cluster of
+the bench's own (``initdb`` in a temporary folder, a free port), stopped for
+that long under 20 reads/s. Counted: reads sent / answered 200 / refused
+(503), reads answered 200 later than the push deadline, opens run late (after
+their time-to-live, or more than the time-to-live after the read was sent):
+must be 0; opens run but not recorded done (acks kept through the outage):
+must be 0; the time from PostgreSQL back to the first push answered 200, and
+to the first ack applied.
 """
 
 from __future__ import annotations
@@ -297,6 +307,7 @@ class Sample:
     replied: float | None = None
     status: int = 0
     on_wire: float | None = None
+    sent_at: datetime | None = None  # wall clock, to compare with the robots' clocks
 
 
 class Load:
@@ -382,7 +393,7 @@ class Load:
                 plate_id=self.plate_id,
                 with_image=False,
             )
-        sample = Sample(code, time.perf_counter(), plate)
+        sample = Sample(code, time.perf_counter(), plate, sent_at=datetime.now(UTC))
         connection = await self.pool.get()
         try:
             sample.status, _ = await connection.post(
@@ -649,6 +660,239 @@ def start_robots(mqtt: Mosquitto) -> subprocess.Popen[bytes]:
     )
 
 
+# --- the database fault ---------------------------------------------------------------------
+
+
+@dataclass
+class OwnPostgres:
+    """A PostgreSQL cluster of the bench's own, to stop and start (never the shared server)."""
+
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="eppark-bench-pg-")))
+    port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        """The server's URL, without a database (``PG``'s form)."""
+        return f"postgres://postgres@127.0.0.1:{self.port}"
+
+    def _bin(self, name: str) -> str:
+        found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: p.parent)
+        if not found:
+            raise RuntimeError(f"the database fault needs PostgreSQL's {name}: none installed")
+        return str(found[-1])
+
+    def _run(self, *command: str) -> None:
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        done = subprocess.run([*as_postgres, *command], capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command)}: {done.stdout}{done.stderr}")
+
+    def create(self) -> None:
+        """``initdb`` and start."""
+        self.folder.chmod(0o755)
+        (self.folder / "pg").mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+            shutil.chown(self.folder / "pg", "postgres")
+        self._run(
+            self._bin("initdb"), "-D", str(self.folder / "pg"), "-U", "postgres", "-A", "trust"
+        )
+        self.start()
+
+    def start(self) -> None:
+        """Start and wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        )
+        pg = str(self.folder / "pg")
+        self._run(self._bin("pg_ctl"), "-D", pg, "-o", options, "-l", f"{pg}.log", "-w", "start")
+
+    def stop(self) -> None:
+        """Stop at once (``-m fast``: sessions are cut, as in a crash of the server)."""
+        self._run(self._bin("pg_ctl"), "-D", str(self.folder / "pg"), "-w", "stop", "-m", "fast")
+
+    def clean(self) -> None:
+        """Stop (if running) and remove the folder."""
+        with contextlib.suppress(RuntimeError):
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+async def _first_ack_after(since: datetime, back: float, timeout: float = 60) -> float | None:
+    """Seconds from ``back`` until an ack received after ``since`` is in the database."""
+    import psycopg
+
+    while time.perf_counter() - back < timeout:
+        with contextlib.suppress(psycopg.OperationalError):
+            async with await psycopg.AsyncConnection.connect(
+                f"{PG}/{DB_NAME}", connect_timeout=2
+            ) as conn:
+                cursor = await conn.execute(
+                    "SELECT 1 FROM devices_command WHERE acked_at >= %s LIMIT 1", [since]
+                )
+                if await cursor.fetchone():
+                    return round(time.perf_counter() - back, 2)
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def db_outage(
+    http_port: int, mqtt: Mosquitto, cluster: OwnPostgres, seconds: float
+) -> dict[str, Any]:
+    """Stop PostgreSQL mid-traffic (20 reads/s) for ``seconds``; what became of every read."""
+    from eppark.sim.robot import SimRobot
+
+    robots = [
+        SimRobot(code, pw, f"mqtt://127.0.0.1:{mqtt.port}", out=io.StringIO(), max_backoff=2.0)
+        for code, pw in mqtt.passwords.items()
+    ]
+    running = [asyncio.create_task(robot.run()) for robot in robots]
+    await asyncio.sleep(3)
+    # connections enough that no read waits on our side while the server holds some (4 s)
+    load = Load(http_port, mqtt.port, connections=200)
+    before = time.perf_counter()
+    traffic = asyncio.create_task(load.run(20, seconds + 30))
+    await asyncio.sleep(10)
+    await asyncio.to_thread(cluster.stop)
+    stopped_at = datetime.now(UTC)  # every ack after this was written after the restart
+    await asyncio.sleep(seconds)
+    await asyncio.to_thread(cluster.start)
+    back, back_at = time.perf_counter(), datetime.now(UTC)
+    first_ack = await _first_ack_after(stopped_at, back)
+    samples = await traffic
+    await asyncio.sleep(15)  # retries, recalls
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    ran = {cmd_id: at for robot in robots for cmd_id, at in robot.opened}
+    deadline = float(_env().get("EPPARK_PUSH_DEADLINE_S", "3"))
+    ok_after = [
+        s.replied
+        for s in samples
+        if s.status == 200 and s.replied is not None and s.replied >= back
+    ]
+    return {
+        "bench": "gate_loop",
+        "case": f"PostgreSQL stopped {seconds:.0f} s mid-traffic (20 reads/s)",
+        "reads sent": len(samples),
+        "reads answered 200": sum(1 for s in samples if s.status == 200),
+        "reads refused 503": sum(1 for s in samples if s.status == 503),
+        "reads otherwise": sum(1 for s in samples if s.status not in (200, 503)),
+        "answered 200 after the deadline": sum(
+            1
+            for s in samples
+            if s.status == 200 and s.replied is not None and s.replied - s.sent > deadline
+        ),
+        "slowest answer s": round(
+            max((s.replied - s.sent for s in samples if s.replied is not None), default=0), 2
+        ),
+        "slowest 200 s": round(
+            max(
+                (s.replied - s.sent for s in samples if s.replied is not None and s.status == 200),
+                default=0,
+            ),
+            2,
+        ),
+        "robot opens run": len(ran),
+        "late opens": late_db_opens(ran, samples),
+        "opens run but not recorded done": unrecorded_opens(ran),
+        "acks kept through the outage": acks_between(stopped_at, back_at),
+        "resend_acks staged": resend_asks(),
+        "s from PG back to first 200": round(min(ok_after) - back, 2) if ok_after else "never",
+        "s from PG back to first applied ack": first_ack if first_ack is not None else "never",
+        "wall s": round(time.perf_counter() - before, 1),
+    }
+
+
+def late_db_opens(ran: dict[str, Any], samples: list[Sample]) -> int:
+    """Opens run after their expiry, or more than their time-to-live after the read was sent."""
+    import psycopg
+
+    sent = {(s.gate, s.plate): s.sent_at for s in samples if s.plate and s.sent_at}
+    with psycopg.connect(f"{PG}/{DB_NAME}") as conn:
+        rows = conn.execute(
+            "SELECT c.cmd_id, c.created_at, c.expires_at, r.code, v.plate FROM devices_command c"
+            " JOIN devices_robot r ON r.id = c.robot_id"
+            " LEFT JOIN stays_gatevisit v ON v.id = c.visit_id WHERE c.cmd_id = ANY(%s)",
+            [list(ran)],
+        ).fetchall()
+    late = 0
+    for cmd_id, created_at, expires_at, code, plate in rows:
+        read_sent = sent.get((code, plate))
+        ttl = expires_at - created_at
+        if ran[cmd_id] > expires_at or (read_sent is not None and ran[cmd_id] - read_sent > ttl):
+            late += 1
+    return late
+
+
+def acks_between(start: datetime, end: datetime) -> int:
+    """Commands whose ack arrived between ``start`` and ``end`` (kept, written afterwards)."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{DB_NAME}") as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM devices_command WHERE acked_at BETWEEN %s AND %s", [start, end]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def resend_asks() -> int:
+    """``resend_acks`` commands staged (robots asked again for acks)."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{DB_NAME}") as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM devices_command WHERE cmd = 'resend_acks'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_db_outage(seconds: float = 15, workers: int = 1, emit: Any = None) -> list[dict[str, Any]]:
+    """The database fault on a cluster of the bench's own (a small database: no history)."""
+    global PG
+    shared = PG
+    cluster = OwnPostgres()
+    cluster.create()
+    PG = cluster.url
+    mqtt: Mosquitto | None = None
+    processes: list[subprocess.Popen[bytes]] = []
+    logs = {name: cluster.folder / f"{name}.log" for name in ("gateway", "web")}
+    try:
+        mqtt = Mosquitto(set_up_database(history=0))
+        mqtt.configure()
+        mqtt.start()
+        http_port = free_port()
+        env = _env({"MQTT_URL": f"mqtt://127.0.0.1:{mqtt.port}", "EPPARK_LOG_LEVEL": "WARNING"})
+        serve = ["serve", "--port", str(http_port), "--workers", str(workers), "--no-gateway"]
+        for name, args in (("gateway", ["gateway"]), ("web", serve)):
+            with logs[name].open("wb") as out:
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "eppark", *args],
+                        env=env,
+                        cwd=ROOT,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        wait_port(http_port)
+        row = asyncio.run(db_outage(http_port, mqtt, cluster, seconds))
+        row["gateway log bytes"] = logs["gateway"].stat().st_size
+        if emit:
+            emit(row)
+        return [row]
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(10)
+        if mqtt is not None:
+            mqtt.clean()
+        cluster.clean()
+        PG = shared
+
+
 def main() -> int:
     """Run the bench; print the table (and JSON rows with --json)."""
     parser = argparse.ArgumentParser(prog="python -m bench.gate_loop")
@@ -656,7 +900,21 @@ def main() -> int:
     parser.add_argument("--steps", default="100,150,200,250,300,400,500")
     parser.add_argument("--outage", type=float, default=0, help="also run the fault test")
     parser.add_argument("--workers", type=int, default=1, help="eppark serve --workers")
+    parser.add_argument(
+        "--db-outage",
+        type=float,
+        default=0,
+        metavar="S",
+        help="only the database fault: PostgreSQL (a cluster of the bench's own) stopped S s",
+    )
     args = parser.parse_args()
+    if args.db_outage:
+        run_db_outage(
+            args.db_outage,
+            workers=args.workers,
+            emit=lambda row: print(json.dumps(row, ensure_ascii=False), flush=True),
+        )
+        return 0
     run(
         args.seconds,
         [int(s) for s in args.steps.split(",")],

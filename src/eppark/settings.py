@@ -140,11 +140,20 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # After a database outage: a pooled connection is checked before it is handed out (a
+    # dead one is replaced), nobody waits for one longer than a camera waits for its
+    # reply, and the pool reconnects on a steady beat (psycopg_pool's own backoff doubles
+    # to 8 s and more: pushes failed for 15 s after PostgreSQL was back).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
         "max_size": int(os.environ.get("EPPARK_DB_POOL_SIZE", "20")),
-        "timeout": 10,
+        "timeout": 3,
+        "reconnect_timeout": 60,
     }
+    from psycopg_pool.base import AttemptWithBackoff
+
+    AttemptWithBackoff.INITIAL_DELAY, AttemptWithBackoff.DELAY_BACKOFF = 0.5, 1.0
     # Server-side binding lets psycopg prepare the statements a connection runs often
     # (the gate loop's handful): PostgreSQL then skips parsing and planning them.
     DATABASES["default"]["OPTIONS"]["server_side_binding"] = (
@@ -197,10 +206,15 @@ EPPARK_PRESENT_TTL_S = int(os.environ.get("EPPARK_PRESENT_TTL_S", "120"))
 EPPARK_OPEN_TTL_S = int(os.environ.get("EPPARK_OPEN_TTL_S", "10"))
 EPPARK_READ_DEDUP_SECONDS = int(os.environ.get("EPPARK_READ_DEDUP_SECONDS", "10"))
 EPPARK_CONGESTION_SECONDS = int(os.environ.get("EPPARK_CONGESTION_SECONDS", "60"))
+# A camera push not decided this long after it arrived is refused (503), never acted on late.
+EPPARK_PUSH_DEADLINE_S = float(os.environ.get("EPPARK_PUSH_DEADLINE_S", "3"))
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": os.environ.get("EPPARK_LOG_LEVEL", "WARNING")},
+    # one line per failed reconnection attempt; ours say "database unreachable"/"back" once
+    "loggers": {"psycopg.pool": {"level": "ERROR"}},
 }

@@ -7,7 +7,12 @@ the decision itself, so ``eppark serve`` puts this small ASGI app in front:
 ``/devices/lpr/…`` is matched here and handed to ``eppark.devices.push`` on a
 pool of worker threads (each keeps its own database connection); every other
 path goes to Django unchanged. The answers are the Django view's, byte for
-byte: both call ``push.receive``.
+byte: both call ``push.receive_in_time``.
+
+Pushes waiting for a thread are bounded (``EPPARK_INGRESS_QUEUE``, 32 per
+thread by default): beyond it a push is refused at once (503). A push not
+decided within ``EPPARK_PUSH_DEADLINE_S`` of its arrival is refused too, and
+nothing of it is acted on later (``eppark.devices.deadline``).
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ import asyncio
 import logging
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.db import connection
+from django.utils import timezone
 
+from eppark.dbstate import drop_connection
 from eppark.devices import push
+from eppark.devices.deadline import push_deadline_s
 from eppark.devices.lpr.events import Reply
 
 log = logging.getLogger(__name__)
@@ -53,18 +62,32 @@ def threads() -> int:
     return max(1, int(os.environ.get("EPPARK_INGRESS_THREADS", "8")))
 
 
+def queue_limit(workers: int) -> int:
+    """Pushes in hand at most, running or waiting (``EPPARK_INGRESS_QUEUE``)."""
+    return max(workers, int(os.environ.get("EPPARK_INGRESS_QUEUE", str(32 * workers))))
+
+
+GRACE_S = 1.0
+"""After the deadline, how long the answer still waits for a thread (which refuses by itself)."""
+BUSY = push.error(503, "too many pushes waiting; nothing was done, send it again")
+
+
 class DeviceIngress:
     """ASGI app: camera pushes here, everything else to ``app`` (Django)."""
 
     def __init__(self, app: App, workers: int | None = None) -> None:
         self.app = app
-        self.executor = ThreadPoolExecutor(workers or threads(), thread_name_prefix="ingress")
+        workers = workers or threads()
+        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="ingress")
+        self.limit = queue_limit(workers)
+        self.in_hand = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
+        arrived_at, started = timezone.now(), time.monotonic()
         match = _PATH.match(scope["path"])
         if match is None:
             await _send(send, push.NOT_FOUND)
@@ -85,8 +108,13 @@ class DeviceIngress:
                 content_type = value.decode("latin-1")
                 break
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        if self.in_hand >= self.limit:
+            await _send(send, BUSY)
+            return
+        deadline = started + push_deadline_s()
         loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(
+        self.in_hand += 1
+        answer = loop.run_in_executor(
             self.executor,
             _answer,
             match["vendor"],
@@ -95,8 +123,16 @@ class DeviceIngress:
             content_type,
             body,
             query,
+            arrived_at,
+            deadline,
         )
-        await _send(send, reply)
+        answer.add_done_callback(self._done)
+        done, _ = await asyncio.wait({answer}, timeout=deadline + GRACE_S - time.monotonic())
+        # not done: stuck outside the database; its statements past the deadline are refused
+        await _send(send, answer.result() if done else push.TOO_LATE)
+
+    def _done(self, _answer: asyncio.Future[Reply]) -> None:
+        self.in_hand -= 1
 
     async def _body(self, receive: Receive) -> bytes | None:
         """The request body, or None when it exceeds the upload limit; _HungUp if cut off."""
@@ -122,14 +158,23 @@ class DeviceIngress:
 
 
 def _answer(
-    vendor: str, key: str, tail: str, content_type: str, body: bytes, query: dict[str, str]
+    vendor: str,
+    key: str,
+    tail: str,
+    content_type: str,
+    body: bytes,
+    query: dict[str, str],
+    arrived_at: datetime,
+    deadline: float,
 ) -> Reply:
     """Runs in a worker thread, which keeps its database connection between pushes."""
     try:
-        return push.receive(vendor, key, tail, content_type, body, query)
+        return push.receive_in_time(
+            vendor, key, tail, content_type, body, query, arrived_at=arrived_at, deadline=deadline
+        )
     except Exception:
         log.exception("camera push to %s failed", vendor)
-        connection.close()  # a broken connection is not reused; the next push reconnects
+        drop_connection()  # a broken connection is not reused; the next push reconnects
         return push.error(500, "internal error; the read was not recorded, send it again")
 
 

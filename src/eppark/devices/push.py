@@ -4,7 +4,9 @@ Shared by the lean device ingress (``eppark.devices.ingress``, what ``eppark
 serve`` runs) and the Django view (WSGI, tests), so both answer exactly
 alike. The secret key in the path names the camera; a wrong key is 404 and
 changes nothing. A malformed payload is a 4xx with a JSON error, changes
-nothing, and never tells the camera to open.
+nothing, and never tells the camera to open. A push is decided within
+``EPPARK_PUSH_DEADLINE_S`` of its arrival or refused with 503, as is one the
+database cannot take (``receive_in_time``; ``eppark.devices.deadline``).
 
 A payload naming another serial than the provisioned one is acted on all the
 same and raised as a device alarm (``eppark.devices.alarms``).
@@ -13,13 +15,17 @@ same and raised as a device alarm (``eppark.devices.alarms``).
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 
 from django.db import connection
 from django.utils import timezone
 
+from eppark.dbstate import DatabaseState, drop_connection, unreachable
 from eppark.devices import alarms, outbox
+from eppark.devices.deadline import DeadlinePassed, statements_before
 from eppark.devices.lpr import ADAPTERS, BadPayload, Heartbeat, HttpPush
 from eppark.devices.lpr.events import Reply, json_reply
 from eppark.devices.models import Channel
@@ -36,6 +42,52 @@ def error(status: int, message: str) -> Reply:
 
 
 NOT_FOUND = error(404, "not found")
+TOO_LATE = error(503, "not decided in time; nothing was done, send it again")
+UNAVAILABLE = error(503, "database unavailable; nothing was done, send it again")
+database = DatabaseState("camera pushes", log)
+_outages = 0  # database outages this process has seen: connections older than the last are stale
+_local = threading.local()
+
+
+def receive_in_time(
+    vendor: str,
+    key: str,
+    tail: str,
+    content_type: str,
+    body: bytes,
+    query: Mapping[str, str],
+    *,
+    arrived_at: datetime,
+    deadline: float,
+) -> Reply:
+    """``receive`` for a push that arrived at ``arrived_at``, decided by ``deadline``.
+
+    ``deadline`` is a ``time.monotonic()`` value: a push that waited for a thread or a
+    database connection past it is refused (503) and nothing of it is written; so is
+    one the database cannot take. Commands staged for it count from ``arrived_at``.
+    """
+    global _outages
+    if getattr(_local, "outages", 0) != _outages:  # opened before the last outage: drop it
+        drop_connection()
+    _local.outages = _outages
+    if time.monotonic() > deadline:
+        return TOO_LATE
+    try:
+        with statements_before(deadline):
+            reply = receive(vendor, key, tail, content_type, body, query, now=arrived_at)
+    except DeadlinePassed:  # raised before the statement ran; the transaction rolled back
+        return TOO_LATE
+    except Exception as error:
+        if not unreachable(error):
+            raise
+        drop_connection()
+        if database.up:
+            _outages += 1
+            _local.outages = _outages
+        database.failed(error, holding="camera pushes are refused (503)")
+        return UNAVAILABLE
+    database.succeeded()
+    return reply
 
 
 def receive(
@@ -45,8 +97,9 @@ def receive(
     content_type: str,
     body: bytes,
     query: Mapping[str, str],
+    now: datetime | None = None,
 ) -> Reply:
-    """Answer one push from a ``vendor`` camera configured with ``key``."""
+    """Answer one push from a ``vendor`` camera configured with ``key``, arrived at ``now``."""
     if vendor not in ADAPTERS or (vendor == "dahua") != bool(tail):
         return NOT_FOUND
     camera = camera_for(vendor, key)
@@ -59,7 +112,7 @@ def receive(
     except BadPayload as exc:
         log.info("camera %s sent a bad payload: %s", camera.pk, exc)
         return error(400, str(exc))
-    now = timezone.now()
+    now = now or timezone.now()
     alarms.check(camera, event, now)  # another serial than the provisioned one: raised
     _mark_online(camera, now)
     opens = False

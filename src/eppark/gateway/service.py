@@ -9,6 +9,13 @@ other processes) and also polls, so a missed wake-up only delays. While the
 broker is down nothing is published and nothing is lost: commands wait in the
 database until they are acked or expire, and an expired one is never sent.
 Camera-API opens (Hikvision, Dahua) are carried out here too.
+
+While the database is away the MQTT session stays up: robots' reports (acks,
+events, online/offline) are kept in memory (``backlog``) and written in order
+when it is back, each database user retries on its own with a short backoff,
+no robot is asked to repeat its acks (``resend_acks``) until the kept reports
+are written, and the log says "database unreachable" once and "database back"
+once.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ import aiomqtt
 from django.db import connection
 from django.utils import timezone
 
+from eppark.dbstate import DatabaseState, drop_connection, unreachable
 from eppark.devices import outbox
 from eppark.devices.lpr.barrier import BarrierError, async_open_barrier
 from eppark.domain.errors import BadInput
 from eppark.gateway import protocol, store
+from eppark.gateway.backlog import ReportBacklog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,6 +49,11 @@ RECALL_EVERY_S = 5.0
 """How often the poll looks for commands whose final ack never came (``store.stage_recalls``)."""
 REPORT_GATHER_S = 0.05
 """Robots' reports and first-send records gather this long into one batch of statements."""
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 1.0
+"""A database user that could not reach the database tries again after this long, doubling."""
+KEPT_REPORTS = 100_000
+"""Robots' reports kept in memory while the database is away, at most (the oldest go first)."""
 
 
 class _DatabaseThread:
@@ -72,8 +86,15 @@ def _guarded(fn: Callable[..., T], *args: Any) -> T:
     try:
         return fn(*args)
     except Exception:
-        connection.close()  # it may be broken: the next call opens a fresh one
+        drop_connection()  # it may be broken: the next call opens a fresh one
         raise
+
+
+def _broker_trouble(error: BaseException) -> bool:
+    """Whether ``error`` (or every error of a group) is the MQTT link's."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(_broker_trouble(inner) for inner in error.exceptions)
+    return isinstance(error, aiomqtt.MqttError | OSError | TimeoutError)
 
 
 class Gateway:
@@ -100,11 +121,14 @@ class Gateway:
         self._poll_wake = asyncio.Event()
         self._fresh: list[outbox.Outgoing] = []
         self._recent: dict[int, float] = {}  # pk → when published, not to publish twice
-        self._to_mark: list[int] = []
+        self._to_mark: list[tuple[int, datetime]] = []  # first sends to record, and when
         self._marking: asyncio.Task[None] | None = None
         self._db = _DatabaseThread()  # the dispatcher's: never waits behind robots' reports
         self._db_reports = _DatabaseThread()
         self._inbox: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
+        self.backlog = ReportBacklog(KEPT_REPORTS)
+        self._applying = False
+        self.database = DatabaseState("gateway", log)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: aiomqtt.Client | None = None
 
@@ -133,6 +157,8 @@ class Gateway:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._mqtt_forever(), name="gateway mqtt")
                 group.create_task(self._barrier_forever(), name="gateway barriers")
+                # robots' reports are written whether the broker is up or not
+                group.create_task(self._apply_forever(), name="gateway reports")
                 if connection.vendor == "postgresql":
                     group.create_task(self._listen_forever(), name="gateway notify")
         finally:
@@ -145,8 +171,13 @@ class Gateway:
         while True:
             try:
                 await self._session()
-            except Exception as error:  # MqttError, a group of them, a database hiccup
-                log.warning("gateway: broker link down (%s); commands wait in the outbox", error)
+            except Exception as error:  # MqttError, or a group of them
+                if _broker_trouble(error):
+                    log.warning(
+                        "gateway: broker link down (%s); commands wait in the outbox", error
+                    )
+                else:  # a bug, not the broker (the database's outages are handled where met)
+                    log.exception("gateway: an error ended the MQTT session; reconnecting")
             finally:
                 self._client = None
                 self.connected.clear()
@@ -174,7 +205,6 @@ class Gateway:
                 group.create_task(self._receive(client))
                 group.create_task(self._dispatch(client, group))
                 group.create_task(self._poll_forever(client))
-                group.create_task(self._apply_forever())
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -192,16 +222,58 @@ class Gateway:
 
         After the first report a batch gathers for ``REPORT_GATHER_S``: a few statements
         then cover dozens of acks and events (the console's mirror lags by that much).
+        While the database cannot be reached, reports are kept (in order, with the time
+        each arrived) and the oldest batch is tried again every second or so.
         """
+        backoff = RETRY_FIRST_S
         while True:
-            batch = [await self._inbox.get()]
-            await asyncio.sleep(REPORT_GATHER_S)
-            while not self._inbox.empty() and len(batch) < 1000:
-                batch.append(self._inbox.get_nowait())
+            if not len(self.backlog):
+                first = await self._inbox.get()
+                await asyncio.sleep(REPORT_GATHER_S)
+                self.backlog.add([first, *self._drain_inbox()], self.clock())
+            else:
+                self.backlog.add(self._drain_inbox(), self.clock())
+            now, batch = self.backlog.take()
+            self._applying = True
             try:
-                await self._db_reports(store.apply_reports, batch, self.clock())
-            except Exception:  # a database hiccup: the robots re-send what was not acked
-                log.exception("gateway: applying %d robot reports failed", len(batch))
+                await self._db_reports(store.apply_reports, batch, now)
+            except asyncio.CancelledError:
+                self.backlog.put_back(now, batch)  # stopping: kept, not lost (idempotent)
+                raise
+            except Exception as error:
+                if not unreachable(error):  # not an outage: as before, robots re-send
+                    log.exception("gateway: applying %d robot reports failed", len(batch))
+                    continue
+                self.backlog.put_back(now, batch)
+                self.database.failed(
+                    error, holding="robots' reports are kept and written when it is back"
+                )
+                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, RETRY_MAX_S)
+                continue
+            finally:
+                self._applying = False
+            backoff = RETRY_FIRST_S
+            self._reached(f"writing {len(self.backlog)} kept robot reports")
+
+    def _drain_inbox(self) -> list[tuple[str, str, bytes]]:
+        reports = []
+        while not self._inbox.empty():
+            reports.append(self._inbox.get_nowait())
+        return reports
+
+    def _reached(self, note: str = "") -> None:
+        """A database call succeeded: say so once if the database was away."""
+        if not self.database.up:
+            dropped = self.backlog.dropped
+            if dropped:
+                note = f"{note}; {dropped} reports were dropped (over {KEPT_REPORTS})"
+                self.backlog.dropped = 0
+            self.database.succeeded(note=note)
+
+    def _reports_waiting(self) -> bool:
+        """Whether robots' reports wait to be written (acks not yet applied)."""
+        return self._applying or len(self.backlog) > 0 or not self._inbox.empty()
 
     async def _dispatch(self, client: aiomqtt.Client, group: asyncio.TaskGroup) -> None:
         """Publish hand-offs the moment they arrive; never wait for the broker or the database.
@@ -220,19 +292,41 @@ class Gateway:
                     group.create_task(self._confirm_fresh(pending))
 
     async def _poll_forever(self, client: aiomqtt.Client) -> None:
-        """Re-send what is due (retries, anything a hand-off missed) and expire what is late."""
+        """Re-send what is due (retries, anything a hand-off missed) and expire what is late.
+
+        A database that cannot be reached leaves the MQTT session alone: the poll tries
+        again shortly. Robots are asked for missing acks (``stage_recalls``) only when
+        the database is up and every report kept meanwhile is written: the acks asked
+        for may be in that backlog.
+        """
         next_recall = 0.0
+        backoff = RETRY_FIRST_S
         while True:
             self._poll_wake.clear()
-            if time.monotonic() >= next_recall:
-                next_recall = time.monotonic() + RECALL_EVERY_S
-                await self._db(store.stage_recalls, self.clock())
-            due = await self._db(store.due_commands, self.clock())
-            pending = self._send(client, due)
-            if pending:
-                sent = await self._confirmed(pending)
-                if sent:
-                    await self._db(store.mark_sent, sent, self.clock())
+            try:
+                if (
+                    time.monotonic() >= next_recall
+                    and self.database.up
+                    and not self._reports_waiting()
+                ):
+                    next_recall = time.monotonic() + RECALL_EVERY_S
+                    await self._db(store.stage_recalls, self.clock())
+                due = await self._db(store.due_commands, self.clock())
+                pending = self._send(client, due)
+                if pending:
+                    sent = await self._confirmed(pending)
+                    if sent:
+                        await self._db(store.mark_sent, sent, self.clock())
+            except Exception as error:
+                if not unreachable(error):
+                    raise
+                self.database.failed(error, holding="commands wait in the outbox")
+                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, RETRY_MAX_S)
+                continue
+            backoff = RETRY_FIRST_S
+            if not self._reports_waiting():
+                self._reached()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poll_wake.wait(), self.poll_interval)
 
@@ -292,7 +386,9 @@ class Gateway:
         self.published += len(sent)
         if failure is not None:
             if sent:
-                await self._db(store.mark_sent, sent, self.clock())
+                # unrecorded sends are only sent again: robots drop duplicates
+                with contextlib.suppress(Exception):
+                    await self._db(store.mark_sent, sent, self.clock())
             raise failure
         return sent
 
@@ -301,19 +397,35 @@ class Gateway:
     ) -> None:
         sent = await self._confirmed(pending)
         if sent:
-            self._to_mark.extend(sent)
+            now = self.clock()
+            self._to_mark.extend((pk, now) for pk in sent)
             if self._marking is None or self._marking.done():
                 self._marking = asyncio.create_task(self._mark_first_sent())
 
     async def _mark_first_sent(self) -> None:
-        """Record first sends in batches (the publish does not wait for it)."""
+        """Record first sends in batches (the publish does not wait for it).
+
+        While the database is away they are kept (up to ``KEPT_REPORTS``) and recorded
+        with the time each went out once it is back.
+        """
         await asyncio.sleep(REPORT_GATHER_S)
+        backoff = RETRY_FIRST_S
         while self._to_mark:
-            pks, self._to_mark = self._to_mark, []
+            marks, self._to_mark = self._to_mark, []
+            by_time: dict[datetime, list[int]] = {}
+            for pk, at in marks:
+                by_time.setdefault(at, []).append(pk)
             try:
-                await self._db(store.mark_first_sent, pks, self.clock())
-            except Exception:  # unmarked commands are re-sent later: robots drop duplicates
-                log.exception("gateway: recording %d sends failed", len(pks))
+                for at, pks in sorted(by_time.items()):
+                    await self._db(store.mark_first_sent, pks, at)
+            except Exception as error:
+                if not unreachable(error):  # unmarked commands are re-sent: robots drop dupes
+                    log.exception("gateway: recording %d sends failed", len(marks))
+                    continue
+                self._to_mark = [*marks, *self._to_mark][-KEPT_REPORTS:]
+                self.database.failed(error, holding="commands wait in the outbox")
+                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, RETRY_MAX_S)
 
     async def _barrier_forever(self) -> None:
         while True:
@@ -328,8 +440,11 @@ class Gateway:
                     except BarrierError as exc:
                         error = str(exc)
                     await self._db(store.finish_barrier_job, job.pk, self.clock(), error)
-            except Exception:
-                log.exception("gateway: camera-API opens failed")
+            except Exception as error:
+                if unreachable(error):
+                    self.database.failed(error, holding="camera-API opens wait in the outbox")
+                else:
+                    log.exception("gateway: camera-API opens failed")
             await asyncio.sleep(self.poll_interval)
 
     async def _listen_forever(self) -> None:
@@ -344,6 +459,7 @@ class Gateway:
             "host": settings.get("HOST") or None,
             "port": settings.get("PORT") or None,
         }
+        listening = DatabaseState("gateway: NOTIFY listener", log)
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
@@ -351,6 +467,8 @@ class Gateway:
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+                    listening.succeeded(note="polling for what was missed")
+                    self._take([])  # commands committed while it was down: the poll finds them
                     async for notice in conn.notifies():
                         try:
                             item = outbox.from_notice(notice.payload)
@@ -358,5 +476,8 @@ class Gateway:
                             item = None
                         self._take([item] if item is not None else [])
             except Exception as error:
-                log.warning("gateway: NOTIFY listener down (%s)", error)
-                await asyncio.sleep(1.0)
+                if unreachable(error):
+                    listening.failed(error, holding="the poll still finds new commands")
+                else:
+                    log.warning("gateway: NOTIFY listener down (%s)", error)
+                await asyncio.sleep(RETRY_MAX_S)

@@ -21,6 +21,7 @@ from django.db.models import DateTimeField, Q, Value
 from django.db.models.functions import Coalesce
 from django.db.models.signals import post_delete, post_save
 
+from eppark.dbstate import unreachable
 from eppark.devices import outbox
 from eppark.devices.models import (
     MAX_RECALLS,
@@ -219,20 +220,31 @@ def mark_sent(pks: list[int], now: datetime) -> None:
 
 
 def apply_reports(batch: list[tuple[str, str, bytes]], now: datetime) -> None:
-    """Apply a batch of (robot code, topic kind, payload): statuses, then acks and events."""
-    for code, kind, payload in batch:
-        if kind == "status":
-            try:
-                apply_status(code, payload, now)
-            except Exception:  # one robot's bad message must not stop the others
-                log.exception("gateway: handling a status from %s failed", code)
+    """Apply a batch of (robot code, topic kind, payload): acks and events, then statuses.
+
+    Statuses come last: a robot's events mark it online, and an ``offline`` sent after
+    them in the same batch (its goodbye, or its last will) must have the last word.
+    An unreachable database raises (the caller keeps the batch and applies it again
+    when the database is back: every step is idempotent); any other failure is one
+    message's or one kind's, logged, and does not stop the rest.
+    """
     for kind, apply in (("acks", apply_acks), ("events", apply_events)):
         items = [(code, payload) for code, k, payload in batch if k == kind]
         if items:
             try:
                 apply(items, now)
-            except Exception:
+            except Exception as error:
+                if unreachable(error):
+                    raise
                 log.exception("gateway: applying %d %s failed", len(items), kind)
+    for code, kind, payload in batch:
+        if kind == "status":
+            try:
+                apply_status(code, payload, now)
+            except Exception as error:  # one robot's bad message must not stop the others
+                if unreachable(error):
+                    raise
+                log.exception("gateway: handling a status from %s failed", code)
 
 
 def _readable(

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import close_old_connections, connection
 
+from eppark.dbstate import DatabaseState, unreachable
 from eppark.devices.credentials import gateway_password, verify_password
 from eppark.devices.models import Robot
 from eppark.gateway import protocol
@@ -39,6 +40,24 @@ def check_mqtt_password(username: str, password: str) -> bool:
     finally:
         connection.close()  # runs in a broker worker thread: give the connection back
     return bool(hashed) and verify_password(password, hashed or "")
+
+
+_passwords_db = DatabaseState("embedded broker", log)
+
+
+def _robots_checked(username: str, password: str) -> bool:
+    """``check_mqtt_password``; a robot that connects while the database is away is refused
+    (it retries), with one log line per outage rather than an error per attempt."""
+    try:
+        allowed = check_mqtt_password(username, password)
+    except Exception as error:
+        if not unreachable(error):
+            raise
+        _passwords_db.failed(error, holding="robots connecting now are refused; they retry")
+        return False
+    if username != protocol.GATEWAY_USER:  # the gateway's own check reads no database
+        _passwords_db.succeeded()
+    return allowed
 
 
 def freeze_heap() -> None:
@@ -83,7 +102,7 @@ async def async_serve(
     broker: EmbeddedBroker | None = None
     if gateway and not os.environ.get("MQTT_URL"):
         address = protocol.parse_mqtt_url(url)
-        broker = EmbeddedBroker(address.host, address.port, check_password=check_mqtt_password)
+        broker = EmbeddedBroker(address.host, address.port, check_password=_robots_checked)
         await broker.start()
         log.warning("embedded MQTT broker on %s", broker.url)
     config = uvicorn.Config(
@@ -121,7 +140,7 @@ async def async_gateway() -> None:
     broker: EmbeddedBroker | None = None
     if not os.environ.get("MQTT_URL"):
         address = protocol.parse_mqtt_url(url)
-        broker = EmbeddedBroker(address.host, address.port, check_password=check_mqtt_password)
+        broker = EmbeddedBroker(address.host, address.port, check_password=_robots_checked)
         await broker.start()
         log.warning("embedded MQTT broker on %s", broker.url)
     try:
