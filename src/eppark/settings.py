@@ -33,7 +33,7 @@ ALLOWED_HOSTS = [h for h in os.environ.get("EPPARK_ALLOWED_HOSTS", "").split(","
 )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "eppark.accounts.apps.BackOfficeAdminConfig",  # django.contrib.admin, lot-scoped
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
