@@ -424,3 +424,41 @@ def test_no_post_changes_the_other_lot_or_ties_a_row_to_it(walk: Walk, who: str)
                 assert_lot_b_intact(walk, f"{who} action {action} on lot B's {model}")
                 tried += 1
     assert tried > 0 if who == "agent" else tried > 20
+
+
+@pytest.mark.parametrize("who", ["admin", "superuser"])
+def test_every_page_answers_for_those_who_see_every_lot(walk: Walk, who: str) -> None:
+    from eppark.accounts.models import Role
+    from tests.integration.factories import staff
+
+    user = User.objects.get(username="root") if who == "superuser" else staff("adm", Role.ADMIN, [])
+    client = client_for(user)
+    for model, model_admin in registry():
+        info = _info(model)
+        changelist = reverse(f"{info}_changelist")
+        body = client.get(changelist).content.decode()
+        for link in [*list_links(body), "?q=ZZB"]:
+            response = client.get(changelist + link)
+            assert response.status_code < 500, f"{who} {changelist}{link}"
+        assert client.get(reverse(f"{info}_add")).status_code < 500
+        for pk in model._default_manager.values_list("pk", flat=True):
+            for url in object_urls(model, model_admin, pk):
+                assert client.get(url).status_code < 500, f"{who} {url}"
+
+
+def test_every_registered_admin_of_lot_data_is_scoped() -> None:
+    """A model admin (or inline) registered later for rows of a lot scopes them too."""
+    from eppark.accounts.scoping import (
+        LotScopedAdminMixin,
+        LotScopedInlineMixin,
+        is_scoped_model,
+    )
+
+    request = RequestFactory().get("/")
+    request.user = User(is_superuser=True, is_active=True)
+    for model, model_admin in registry():
+        if is_scoped_model(model):
+            assert isinstance(model_admin, LotScopedAdminMixin), model._meta.label
+        for inline in model_admin.get_inline_instances(request):
+            if is_scoped_model(inline.model):
+                assert isinstance(inline, LotScopedInlineMixin), inline

@@ -432,7 +432,7 @@ class LotScopedAdminMixin(_ScopedChoices):
 
     def get_form(self, request: Any, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         """The form checks the lots of the row it saves."""
-        form = super().get_form(request, obj, change, **kwargs)  # type: ignore[misc]
+        form = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
         return _checked_form(form, request.user)
 
     def get_changelist_form(self, request: Any, **kwargs: Any) -> Any:
