@@ -306,13 +306,21 @@ def test_every_page_of_the_back_office_hides_the_other_lot(walk: Walk, who: str)
     client = client_for(user)
     walked = 0
     assert_clean(client.get(reverse("admin:index")), "index")
+    for app_label in {model._meta.app_label for model in admin.site._registry}:
+        response = client.get(reverse("admin:app_list", args=[app_label]))
+        assert_clean(response, f"{who} {app_label}")
     for model, model_admin in registry():
         info = _info(model)
         changelist = reverse(f"{info}_changelist")
         body = assert_clean(client.get(changelist), f"{who} {changelist}")
         for link in list_links(body):
-            assert_clean(client.get(changelist + link), f"{who} {changelist}{link}")
+            page = assert_clean(client.get(changelist + link), f"{who} {changelist}{link}")
             walked += 1
+            if "__year=" in link:  # the date hierarchy: down to the months and days
+                for deeper in list_links(page):
+                    if "__month=" in deeper:
+                        response = client.get(changelist + deeper)
+                        assert_clean(response, f"{who} {changelist}{deeper}")
         for term in (*MARKERS, "ZZB福田", "B"):
             response = client.get(changelist, {"q": term})
             assert_clean(response, f"{who} search {term} {changelist}", echo=term)

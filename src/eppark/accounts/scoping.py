@@ -269,10 +269,11 @@ def _moved_with_dependants(obj: Model, new_lot: int) -> str:
         if hasattr(relation.related_model, "instance_type"):
             continue  # a past version (django-simple-history) keeps its old lot
         path = lot_path_for(relation.related_model)
-        if path is None:
-            continue
-        rows = relation.related_model._default_manager.filter(**{relation.field.name: obj.pk})
-        if path != "pk" and rows.exclude(**{path: new_lot}).exists():
+        link = relation.field.name
+        if path is None or path == link or path.startswith(f"{link}__"):
+            continue  # rows whose lot is this row's move with it (a robot's events)
+        rows = relation.related_model._default_manager.filter(**{link: obj.pk})
+        if rows.exclude(**{path: new_lot}).exists():
             return _("Rows of its present lot still refer to it; move or unlink them first.")
     return ""
 
