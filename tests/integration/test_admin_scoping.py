@@ -275,3 +275,33 @@ def test_a_camera_added_under_a_robot_takes_the_robots_lot(world: dict[str, Any]
     response = client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:3000]
     assert Camera.objects.get(ezviz_serial="ez-new").lot_id == a.lot.pk
+
+
+def test_autocomplete_is_scoped_even_through_an_admin_that_forgot_to_scope(
+    world: dict[str, Any],
+) -> None:
+    """The site's autocomplete narrows the target admin's rows to the user's lots itself."""
+    import json
+
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from eppark.accounts.site import BackOfficeSite
+
+    class CarelessGateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+        search_fields = ("name",)
+
+    request = RequestFactory().get(
+        "/admin/autocomplete/",
+        {"app_label": "devices", "model_name": "camera", "field_name": "gate", "term": ""},
+    )
+    request.user = world["users"]["operator"]
+    names = {}
+    for site in (admin.AdminSite(name="plain"), BackOfficeSite(name="ours")):
+        site.register(Gate, CarelessGateAdmin)
+        response = site.autocomplete_view(request)
+        names[site.name] = {row["text"] for row in json.loads(response.content)["results"]}
+    b: LotWorld = world["b"]
+    assert str(b.exit) in names["plain"]  # what Django alone would offer
+    assert str(b.exit) not in names["ours"]
+    assert str(world["a"].exit) in names["ours"]
