@@ -130,3 +130,26 @@ def test_an_operator_allowed_to_see_users_sees_only_staff_of_their_lots(
     assert "kf-futian" not in body
     assert "福田中心" not in body  # the lots filter offers their own lots only
     assert client.get(change_url(lots[1].agent)).status_code in (302, 403, 404)
+
+
+def test_staff_status_follows_the_staff_profile_for_the_admin_role(
+    lots: tuple[FullLot, FullLot],
+) -> None:
+    client = client_for(staff("admin-1", Role.ADMIN, []))
+    plain = User.objects.create_user("visitor", password="pw-not-used")
+    posted(client, plain, is_staff="on")
+    plain.refresh_from_db()
+    assert not plain.is_staff  # no role, no back office
+    data = {
+        "staff-TOTAL_FORMS": "1",
+        "staff-INITIAL_FORMS": "0",
+        "staff-0-name": "新运营",
+        "staff-0-role": "operator",
+        "staff-0-lots": [str(lots[0].world.lot.pk)],
+        "staff-0-user": str(plain.pk),
+    }
+    response = posted(client, plain, **data)
+    assert response.status_code == 302
+    plain.refresh_from_db()
+    assert plain.is_staff
+    assert list(plain.groups.values_list("name", flat=True)) == ["运营"]

@@ -2,11 +2,11 @@
 
 Who sees whom: superusers and the admin role see every user; anyone else sees
 the staff of the lots they serve (never superusers or admins), and may change
-only those whose every lot is one of theirs. Only superusers grant superuser
-status, permissions, groups or the admin role; nobody but a superuser changes
-their own role, lots or staff status, and the admin role cannot change
-superusers or other admins. Groups follow the role whenever a non-superuser
-saves a user.
+only those whose every lot is one of theirs. Only superusers set superuser or
+staff status, permissions, groups or the admin role by hand; for anyone else
+staff status and groups follow the role (a staff profile) when they save a
+user. Nobody but a superuser changes their own role, lots or active status, and
+the admin role cannot change superusers or other admins.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from eppark.accounts.models import Role, StaffProfile
 from eppark.accounts.roles import GROUP_NAMES
 from eppark.accounts.scoping import LotScopedAdminMixin, LotScopedInlineMixin, lot_ids
 
-GRANTED_BY_SUPERUSERS_ONLY = ("is_superuser", "groups", "user_permissions")
-FIXED_FOR_ONESELF = ("is_staff", "is_active")
+GRANTED_BY_SUPERUSERS_ONLY = ("is_superuser", "is_staff", "groups", "user_permissions")
+FIXED_FOR_ONESELF = ("is_active",)
 
 
 def _is_self(request: HttpRequest, obj: Any) -> bool:
@@ -49,7 +49,8 @@ class StaffProfileInline(LotScopedInlineMixin, admin.StackedInline):  # type: ig
     def formfield_for_choice_field(self, db_field: Any, request: Any, **kwargs: Any) -> Any:
         """Only a superuser makes someone an admin."""
         if db_field.name == "role" and not request.user.is_superuser:
-            kwargs["choices"] = [(v, label) for v, label in Role.choices if v != Role.ADMIN]
+            choices = db_field.get_choices(include_blank=not db_field.has_default())
+            kwargs["choices"] = [(v, label) for v, label in choices if v != Role.ADMIN]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 
 
@@ -106,12 +107,15 @@ class StaffUserAdmin(LotScopedAdminMixin, UserAdmin):  # type: ignore[type-arg]
         )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Saved by a non-superuser, a user's groups follow their role."""
+        """Saved by a non-superuser, a user's staff status and groups follow their role."""
         super().save_related(request, form, formsets, change)
         if request.user.is_superuser:
             return
         user = form.instance
         profile = StaffProfile.objects.filter(user=user).first()
+        if user.is_staff != (profile is not None):
+            user.is_staff = profile is not None
+            user.save(update_fields=["is_staff"])
         if profile is None:
             user.groups.clear()
             return
