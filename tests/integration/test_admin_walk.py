@@ -259,8 +259,15 @@ def relation_of(name: str, prefixes: dict[str, Any]) -> Any:
 
 
 def tampered(walk: Walk, data: dict[str, list[str]], prefixes: dict[str, Any]) -> Iterator[Any]:
-    """``data`` with one relation at a time pointed at a row of lot B."""
+    """``data`` with one relation at a time pointed at a row of lot B, or an inline
+    row swapped for one of lot B's (its id)."""
     for name in data:
+        match = INLINE_NAME.match(name)
+        if match and match["field"] == "id" and match["prefix"] in prefixes:
+            rows = sorted(walk.b_pks(prefixes[match["prefix"]]), key=str)
+            if rows and data[name] != [""]:
+                yield name, {**data, name: [str(rows[0])]}
+            continue
         field = relation_of(name, prefixes)
         if field is None or (INLINE_NAME.match(name) and _is_parent_link(field, prefixes)):
             continue
