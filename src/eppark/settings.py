@@ -81,7 +81,7 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("EPPARK_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = _flag("EPPARK_HSTS_PRELOAD", True)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "eppark.accounts.apps.BackOfficeAdminConfig",  # django.contrib.admin, lot-scoped
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -115,3 +115,75 @@ def staff(username: str, role: Role | None, lots: list[Lot], **extra: Any) -> Us
     if role is Role.AGENT:
         Seat.objects.create(number=f"10{user.pk:02d}", agent=user)
     return user
+
+
+@dataclass
+class FullLot:
+    """A lot with one of every record the back office shows, and its own staff."""
+
+    world: LotWorld
+    agent: User
+    operator: User
+
+
+def build_full_lot(
+    code: str, name: str, plate: str, phone: str, now: datetime | None = None
+) -> FullLot:
+    """``build_lot`` plus its staff (an agent with a seat, an operator), plate reads,
+    commands, robot screen and events, and evidence; ``phone`` on every phone field."""
+    from eppark.console.models import AbnormalOpenEvidence
+    from eppark.devices.models import Command, PlateRead, RobotEvent, RobotScreen
+
+    now = now or timezone.now()
+    agent = staff(f"kf-{code}", Role.AGENT, [], first_name=f"{name}客服")
+    world = build_lot(code, name, plate, agent, now)
+    agent.staff.lots.set([world.lot])
+    operator = staff(f"op-{code}", Role.OPERATOR, [world.lot], first_name=f"{name}运营")
+    Lot.objects.filter(pk=world.lot.pk).update(
+        emergency_contact_name=f"{name}值班", emergency_contact_phone=phone
+    )
+    Robot.objects.filter(pk=world.robot.pk).update(phone=phone)
+    MonthlyPass.objects.filter(pk=world.monthly_pass.pk).update(phone=phone, note=f"{name}月卡")
+    RenewalApplication.objects.filter(monthly_pass=world.monthly_pass).update(
+        phone=phone, note=f"{name}续费"
+    )
+    Camera.objects.filter(pk=world.camera.pk).update(name=f"{name}出口相机")
+    visit = GateVisit.objects.filter(stay=world.stay).first()
+    PlateRead.objects.create(
+        camera=world.camera,
+        read_id=f"read-{code}",
+        plate=plate,
+        raw_plate=plate,
+        read_at=now,
+        received_at=now,
+        visit=visit,
+    )
+    Command.objects.create(
+        cmd_id=f"cmd-{code}",
+        channel="mqtt",
+        robot=world.robot,
+        cmd="open",
+        args={"plate": plate},
+        created_at=now,
+        expires_at=now + timedelta(seconds=30),
+        next_attempt_at=now,
+        visit=visit,
+    )
+    RobotScreen.objects.create(robot=world.robot, voice=f"{plate}，欢迎光临{name}")
+    RobotEvent.objects.create(
+        robot=world.robot, event_id=f"ev-{code}", type="call", ts=now, received_at=now
+    )
+    AbnormalOpenEvidence.objects.create(
+        abnormal_open=world.abnormal_open,
+        kind="scene",
+        file=f"evidence/{code}/{code}-scene.jpg",
+        taken_at=now,
+    )
+    Camera.objects.create(
+        vendor="ezviz",
+        name=f"{name}环境相机",
+        lot=world.lot,
+        robot=world.robot,
+        ezviz_serial=f"ez-{code}",
+    )
+    return FullLot(world, agent, operator)

@@ -183,3 +183,125 @@ def test_anonymous_users_are_sent_to_login(world: dict[str, Any]) -> None:
     response = Client().get(reverse("admin:lots_lot_changelist"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def _camera_inline_post(robot: Any, camera: Any, gate_pk: int, **extra: str) -> dict[str, str]:
+    return {
+        "name": robot.name,
+        "code": robot.code,
+        "lot": str(robot.lot_id),
+        "gate": str(robot.gate_id or ""),
+        "phone": robot.phone,
+        "cameras-TOTAL_FORMS": "1",
+        "cameras-INITIAL_FORMS": "1",
+        "cameras-MIN_NUM_FORMS": "0",
+        "cameras-MAX_NUM_FORMS": "1000",
+        "cameras-0-id": str(camera.pk),
+        "cameras-0-robot": str(robot.pk),
+        "cameras-0-vendor": camera.vendor,
+        "cameras-0-name": camera.name,
+        "cameras-0-serial": camera.serial,
+        "cameras-0-ezviz_serial": camera.ezviz_serial,
+        "cameras-0-gate": str(gate_pk),
+        **extra,
+    }
+
+
+def test_robot_page_offers_and_takes_no_other_lots_gate(world: dict[str, Any]) -> None:
+    """The reported hole: lot A's camera re-pointed at lot B's exit gate from the robot page."""
+    a: LotWorld = world["a"]
+    b: LotWorld = world["b"]
+    client = client_for(world["users"]["operator"])
+    url = reverse("admin:devices_robot_change", args=[a.robot.pk])
+    assert b.exit.name not in client.get(url).content.decode()
+    response = client.post(url, _camera_inline_post(a.robot, a.camera, b.exit.pk))
+    assert response.status_code in (200, 403)
+    a.camera.refresh_from_db()
+    assert a.camera.gate_id == a.exit.pk
+
+
+def test_a_two_lot_operator_cannot_join_rows_of_two_lots(world: dict[str, Any]) -> None:
+    """Serving both lots, still no lot-A camera at a lot-B gate: a form error, nothing saved."""
+    a: LotWorld = world["a"]
+    b: LotWorld = world["b"]
+    both = staff("op-both", Role.OPERATOR, [a.lot, b.lot])
+    client = client_for(both)
+    url = reverse("admin:devices_robot_change", args=[a.robot.pk])
+    response = client.post(url, _camera_inline_post(a.robot, a.camera, b.exit.pk))
+    assert response.status_code == 200
+    assert "这与本条记录不属于同一个停车场" in response.content.decode()
+    a.camera.refresh_from_db()
+    assert a.camera.gate_id == a.exit.pk
+    camera_url = reverse("admin:devices_camera_change", args=[a.camera.pk])
+    response = client.post(
+        camera_url,
+        {"vendor": "vzenith", "lot": a.lot.pk, "gate": b.exit.pk, "robot": a.robot.pk},
+    )
+    assert response.status_code == 200
+    a.camera.refresh_from_db()
+    assert a.camera.gate_id == a.exit.pk
+    gate_url = reverse("admin:lots_gate_change", args=[a.exit.pk])
+    response = client.post(
+        gate_url,
+        {
+            "lot": b.lot.pk,
+            "code": "moved",
+            "name": "搬走",
+            "direction": "exit",
+            "opening_channel": "auto",
+        },
+    )
+    assert response.status_code == 200
+    assert Gate.objects.get(pk=a.exit.pk).lot_id == a.lot.pk
+
+
+def test_a_camera_added_under_a_robot_takes_the_robots_lot(world: dict[str, Any]) -> None:
+    from eppark.devices.models import Camera
+
+    a: LotWorld = world["a"]
+    client = client_for(world["users"]["operator"])
+    url = reverse("admin:devices_robot_change", args=[a.robot.pk])
+    data = _camera_inline_post(a.robot, a.camera, a.exit.pk)
+    data.update(
+        {
+            "cameras-TOTAL_FORMS": "2",
+            "cameras-1-robot": str(a.robot.pk),
+            "cameras-1-vendor": "ezviz",
+            "cameras-1-name": "新环境相机",
+            "cameras-1-ezviz_serial": "ez-new",
+            "cameras-1-gate": "",
+        }
+    )
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Camera.objects.get(ezviz_serial="ez-new").lot_id == a.lot.pk
+
+
+def test_autocomplete_is_scoped_even_through_an_admin_that_forgot_to_scope(
+    world: dict[str, Any],
+) -> None:
+    """The site's autocomplete narrows the target admin's rows to the user's lots itself."""
+    import json
+
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from eppark.accounts.site import BackOfficeSite
+
+    class CarelessGateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+        search_fields = ("name",)
+
+    request = RequestFactory().get(
+        "/admin/autocomplete/",
+        {"app_label": "devices", "model_name": "camera", "field_name": "gate", "term": ""},
+    )
+    request.user = world["users"]["operator"]
+    names = {}
+    for site in (admin.AdminSite(name="plain"), BackOfficeSite(name="ours")):
+        site.register(Gate, CarelessGateAdmin)
+        response = site.autocomplete_view(request)
+        names[site.name] = {row["text"] for row in json.loads(response.content)["results"]}
+    b: LotWorld = world["b"]
+    assert str(b.exit) in names["plain"]  # what Django alone would offer
+    assert str(b.exit) not in names["ours"]
+    assert str(world["a"].exit) in names["ours"]

@@ -65,7 +65,7 @@ class AbnormalOpenAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[
 
 
 @admin.register(Seat)
-class SeatAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SeatAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     """Call-centre seats and the agent bound to each."""
 
     list_display = ("number", "agent")
