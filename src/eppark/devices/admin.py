@@ -14,6 +14,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
@@ -126,6 +127,13 @@ class RobotAdmin(LotScopedAdminMixin, AuditedAdmin):
         )
 
 
+def _lan_url(field: Any, **kwargs: Any) -> Any:
+    """Form fields of a camera: its own API is reached on the lot's network, mostly over HTTP."""
+    if isinstance(field, models.URLField):
+        kwargs["assume_scheme"] = "http"
+    return field.formfield(**kwargs)
+
+
 class CameraForm(forms.ModelForm):  # type: ignore[type-arg]
     """The camera form: its API password is write-only."""
 
@@ -144,6 +152,7 @@ class CameraForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Camera
         fields = "__all__"
+        formfield_callback = _lan_url
 
     def clean(self) -> dict[str, Any]:
         """Blank keeps the stored password; "remove" empties it."""
@@ -164,6 +173,8 @@ class CameraAdmin(LotScopedAdminMixin, AuditedAdmin):
     """Plate cameras and Ezviz environment cameras, with the gate and robot they serve."""
 
     form = CameraForm
+    # a camera's own API is reached on the lot's network, mostly over plain HTTP
+    formfield_overrides = {models.URLField: {"assume_scheme": "http"}}
     list_display = (
         "__str__",
         "vendor",

@@ -72,7 +72,7 @@ class LotAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
         queryset: QuerySet[Lot] = super().get_queryset(request)
         return queryset.annotate(
             cars_inside_count=Count("stays", filter=Q(stays__exited_at__isnull=True))
-        )
+        ).order_by("code")  # an aggregate drops Meta.ordering, and pages need an order
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Only staff who see every lot may create lots."""
