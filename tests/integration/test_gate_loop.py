@@ -17,7 +17,7 @@ from eppark.lots.models import Gate, Lot
 from eppark.orders.models import Order
 from eppark.passes.models import MonthlyPass, PassPlate
 from eppark.sim.cameras import build_heartbeat, build_push
-from eppark.stays.gate_loop import open_gate
+from eppark.stays.barrier import open_gate
 from eppark.stays.models import GateVisit, Resolution, Stay, StayState
 from tests.integration.factories import TARIFF, keyed_camera
 

@@ -22,7 +22,7 @@ from eppark.devices.ingress import DeviceIngress
 from eppark.devices.lpr.events import HttpPush
 from eppark.devices.models import AlarmKind, Camera, Command, CommandState, DeviceAlarm, PlateRead
 from eppark.sim.cameras import build_heartbeat, build_push
-from eppark.stays.gate_loop import open_gate
+from eppark.stays.barrier import open_gate
 from eppark.stays.models import GateVisit, Stay
 from tests.integration.factories import build_lot, staff
 from tests.integration.test_device_ingress import Answer, _own_workers, _release, call

@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils import translation
 from django.views import defaults
 
-from eppark.stays.gate_loop import qr_url
 from eppark.stays.models import GateVisit
+from eppark.stays.present import qr_url
 from eppark.stays.qr_pages import QR_MAX_AGE_S
 from tests.integration.factories import LotWorld, build_lot
 

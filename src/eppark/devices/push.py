@@ -31,7 +31,7 @@ from eppark.devices.lpr.events import Reply, json_reply
 from eppark.devices.models import Channel
 from eppark.devices.registry import CameraConfig, camera_for, due_online_mark
 from eppark.rawsql import ts
-from eppark.stays import gate_loop
+from eppark.stays import barrier, reads
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def receive(
     # a later open (an agent, a payment) waits for this camera's next reply only where
     # the gate opens through the reply (Vzenith comet, HXZX next push)
     collects = adapter.opens_by_reply and (
-        camera.gate is None or gate_loop.channel_for(camera.gate, camera) == Channel.CAMERA_REPLY
+        camera.gate is None or barrier.channel_for(camera.gate, camera) == Channel.CAMERA_REPLY
     )
     if isinstance(event, Heartbeat):
         if collects:
@@ -127,7 +127,7 @@ def receive(
     else:
         if camera.gate is None:
             return error(409, "this camera is not linked to a gate yet")
-        outcome = gate_loop.handle_plate_read(camera, event, now)
+        outcome = reads.handle_plate_read(camera, event, now)
         opens = outcome.open
         if not opens and collects and not event.offline:
             opens = outbox.take_reply_open(camera.pk, now)

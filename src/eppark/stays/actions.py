@@ -1,8 +1,8 @@
 """Named actions on stays: each asks for a reason and leaves an audit entry (who, when, what).
 
 A stay's times, amounts and plate change only here once the gate loop has written them;
-the back office's change form shows them read-only. What a stay owes is the tariff
-engine's (``eppark.domain.tariff`` via ``stay_fee``), never typed.
+the back office's change form shows them read-only. What a stay owes is the domain's
+(``eppark.domain.stays.charge``, the rule the exit gate follows), never typed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from eppark.domain import stays as stay_rules
+from eppark.domain.decide import EnteredAs as Entry
 from eppark.domain.plates import classify, normalize
+from eppark.domain.tariff import Payment
+from eppark.orders.models import Order, OrderState
 from eppark.records.errors import Refused, required_reason
 from eppark.records.history import record_baseline, stamp
 from eppark.stays.models import EnteredAs, Stay, StayState
@@ -27,8 +31,6 @@ def close_by_hand(stay: Stay, user: Any, exited_at: datetime, reason: str) -> St
     The fee is the tariff's for the stay up to ``exited_at``, counting paid orders, the
     same sum the exit gate would have charged.
     """
-    from eppark.stays.gate_loop import stay_fee  # the gate's own fee rule, one place
-
     reason = required_reason(reason)
     now = timezone.now()
     if exited_at > now:
@@ -47,8 +49,13 @@ def close_by_hand(stay: Stay, user: Any, exited_at: datetime, reason: str) -> St
             )
         record_baseline(locked, now)
         if locked.entered_as != EnteredAs.PASS:
-            _total, paid, due = stay_fee(locked.lot, locked, exited_at)
-            locked.total, locked.paid = paid + due, paid
+            cost = stay_rules.charge(
+                stay_rules.OpenStay(Entry.TEMP, locked.entered_at),
+                locked.lot.tariff or {},
+                _payments(locked),
+                exited_at,
+            )
+            locked.total, locked.paid = cost.paid + cost.due, cost.paid
         locked.exited_at = exited_at
         locked.state = StayState.CLOSED_BY_HAND
         locked.closed_by = user
@@ -89,6 +96,12 @@ def correct_plate(stay: Stay, user: Any, plate: str, reason: str) -> Stay:
         stamp(locked, user, reason)
         locked.save(update_fields=["plate"])
     return locked
+
+
+def _payments(stay: Stay) -> list[Payment]:
+    """The stay's paid orders, as the fee rule counts them."""
+    paid_orders = Order.objects.filter(stay=stay, state=OrderState.PAID, paid_at__isnull=False)
+    return [Payment(o.paid_at, o.amount) for o in paid_orders if o.paid_at is not None]
 
 
 def _moment(at: datetime) -> str:

@@ -3,7 +3,7 @@
 Payments do not exist yet: the page says which lot and gate the code belongs
 to, what it is for, and that paying by phone is coming, so the driver presses
 the robot's call button. A later issue replaces this view with the payment
-flow; the token format is ``eppark.stays.gate_loop.qr_url``'s. A forged,
+flow; the token format is ``eppark.stays.present.qr_url``'s. A forged,
 damaged or expired token, or a visit that no longer exists, gets a friendly
 page (400 / 404), never a debug page.
 """

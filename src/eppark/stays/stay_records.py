@@ -3,7 +3,7 @@
 What a stay decision needs (the plate's pass, its open stay, the payments made)
 is read, and the decision (``eppark.domain.stays``) written, with a few plain
 statements on the caller's cursor: the live path is the hot path (see
-``gate_loop``), and the offline backlog uses the very same statements so the
+``reads``, ``gate_loop``), and the offline backlog uses the very same statements so the
 two record stays alike.
 """
 
