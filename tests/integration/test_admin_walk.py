@@ -463,11 +463,8 @@ def test_every_page_answers_for_those_who_see_every_lot(walk: Walk, who: str) ->
 
 def test_every_registered_admin_of_lot_data_is_scoped() -> None:
     """A model admin (or inline) registered later for rows of a lot scopes them too."""
-    from eppark.accounts.scoping import (
-        LotScopedAdminMixin,
-        LotScopedInlineMixin,
-        is_scoped_model,
-    )
+    from eppark.accounts.admin_scoping import LotScopedAdminMixin, LotScopedInlineMixin
+    from eppark.accounts.scoping import is_scoped_model
 
     request = RequestFactory().get("/")
     request.user = User(is_superuser=True, is_active=True)

@@ -19,9 +19,10 @@ from django.contrib.auth.models import Group, User
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from eppark.accounts.admin_scoping import LotScopedAdminMixin, LotScopedInlineMixin
 from eppark.accounts.models import Role, StaffProfile
 from eppark.accounts.roles import GROUP_NAMES
-from eppark.accounts.scoping import LotScopedAdminMixin, LotScopedInlineMixin, lot_ids
+from eppark.accounts.scoping import lot_ids
 
 GRANTED_BY_SUPERUSERS_ONLY = ("is_superuser", "is_staff", "groups", "user_permissions")
 FIXED_FOR_ONESELF = ("is_active",)

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from eppark.accounts.scoping import LotScopedAdminMixin
+from eppark.accounts.admin_scoping import LotScopedAdminMixin
 from eppark.console.models import AbnormalOpen, AbnormalOpenEvidence, Seat
 from eppark.evidence.admin import photo_display
 

@@ -22,7 +22,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin  # type: ignore[import-untyped]
 
-from eppark.accounts.scoping import LotScopedAdminMixin
+from eppark.accounts.admin_scoping import LotScopedAdminMixin
 from eppark.devices.models import Camera, PlateRead, Robot
 from eppark.devices.rotation import new_robot_password, rotate_camera_key
 from eppark.records.admin import ReadOnlyAdminMixin

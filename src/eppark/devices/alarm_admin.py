@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
-from eppark.accounts.scoping import LotScopedAdminMixin
+from eppark.accounts.admin_scoping import LotScopedAdminMixin
 from eppark.devices.models import DeviceAlarm
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from eppark.accounts.scoping import LotScopedAdminMixin
+from eppark.accounts.admin_scoping import LotScopedAdminMixin
 from eppark.orders import actions
 from eppark.orders.models import Order, OrderState
 from eppark.records.admin import AuditedAdminMixin, ObjectAction, ReasonForm

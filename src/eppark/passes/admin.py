@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from eppark.accounts.scoping import LotScopedAdminMixin
+from eppark.accounts.admin_scoping import LotScopedAdminMixin
 from eppark.domain.decide import PassStatus
 from eppark.passes.models import MonthlyPass, PassPlate, RenewalApplication, RenewalState
 from eppark.passes.standing import in_standing

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from eppark.accounts.scoping import LotScopedAdminMixin
+from eppark.accounts.admin_scoping import LotScopedAdminMixin
 from eppark.domain.scenarios import SCENARIOS
 from eppark.evidence.admin import LIST_HEIGHT, photo_display
 from eppark.records.admin import AuditedAdminMixin, ObjectAction, ReadOnlyAdminMixin, reason_field
