@@ -151,9 +151,9 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
         "timeout": 3,
         "reconnect_timeout": 60,
     }
-    from psycopg_pool.base import AttemptWithBackoff
+    from eppark.pool_retry import retry_steadily
 
-    AttemptWithBackoff.INITIAL_DELAY, AttemptWithBackoff.DELAY_BACKOFF = 0.5, 1.0
+    retry_steadily()  # back within a second of the database's return, not after 1+2+4+… s
     # Server-side binding lets psycopg prepare the statements a connection runs often
     # (the gate loop's handful): PostgreSQL then skips parsing and planning them.
     DATABASES["default"]["OPTIONS"]["server_side_binding"] = (
