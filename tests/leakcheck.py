@@ -14,15 +14,20 @@ So for the whole run:
   (a destroyed pending task, an exception never retrieved): nothing is formatted inside a
   finaliser;
 - ``sys.unraisablehook`` likewise records and hands over to pytest's own at a safe point;
-- after each test, ``check()`` runs the collector (where it is safe) if the test made event
+- after each test, ``watch()`` runs the collector (where it is safe) if the test made event
   loops or threads, and fails the test, by name, if it left threads running, tasks pending,
-  event loops open, or asyncio reported anything.
+  event loops open, or asyncio reported anything;
+- and if it left a logging handler writing to a closed stream (``django.setup()`` run under
+  ``capsys`` points the root handler at a capture that closes with the test): every later
+  warning then became a "--- Logging error ---" with a traceback formatted from whichever
+  thread logged, the embedded broker's included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import sys
 import threading
 import time
@@ -136,7 +141,7 @@ def watch() -> Iterator[None]:
 
 
 def _problems(before: set[threading.Thread]) -> list[str]:
-    problems = _threads_left(before)
+    problems = _threads_left(before) + _closed_log_streams()
     with GUARD.lock:
         loops = [loop for ref in GUARD.loops if (loop := ref()) is not None]
         GUARD.loops = []
@@ -164,6 +169,30 @@ def _threads_left(before: set[threading.Thread]) -> list[str]:
             frame = frames.get(thread.ident or -1)
             where = "".join(traceback.format_stack(frame)[-6:]) if frame is not None else ""
             problems.append(f"thread {thread.name!r} still running:\n{where}")
+    return problems
+
+
+def _closed_log_streams() -> list[str]:
+    """Logging handlers (of any logger) that write to a stream already closed.
+
+    Each is pointed at ``sys.stderr`` again, so that only the test that did it fails.
+    """
+    loggers = [logging.root, *logging.root.manager.loggerDict.values()]
+    problems = []
+    for logger in loggers:
+        if not isinstance(logger, logging.Logger):
+            continue
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream.closed:
+                problems.append(
+                    f"logging handler {handler!r} of logger {logger.name!r} writes to a closed"
+                    " stream (logging re-configured onto the test's captured output?)"
+                )
+                handler.acquire()  # not setStream: it flushes the closed stream first
+                try:
+                    handler.stream = sys.stderr
+                finally:
+                    handler.release()
     return problems
 
 
