@@ -183,7 +183,8 @@ def _closed_log_streams() -> list[str]:
         if not isinstance(logger, logging.Logger):
             continue
         for handler in logger.handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream.closed:
+            stream = getattr(handler, "stream", None)  # None: pytest's own handlers
+            if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
                 problems.append(
                     f"logging handler {handler!r} of logger {logger.name!r} writes to a closed"
                     " stream (logging re-configured onto the test's captured output?)"
