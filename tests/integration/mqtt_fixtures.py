@@ -47,6 +47,37 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+async def cancel_tasks(timeout: float = 10.0) -> None:
+    """Cancel every other task of the running loop and wait for them (their errors are read).
+
+    One that does not finish within ``timeout`` stays pending: the leak guard names it.
+    """
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    done, _pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in done:
+        if not task.cancelled():
+            task.exception()  # read: not "Task exception was never retrieved" at collection
+
+
+def close_loop_thread(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Stop a loop running in ``thread`` the way ``asyncio.run`` ends: async generators and
+    the default executor (the broker's password checks) shut down, the thread joined, closed."""
+
+    async def shut_down() -> None:
+        await loop.shutdown_asyncgens()
+        await loop.shutdown_default_executor()
+
+    asyncio.run_coroutine_threadsafe(shut_down(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    if not thread.is_alive():
+        loop.close()
+
+
 @dataclass
 class TestBroker:
     """A running broker: where it is, who may log in, and how to stop or restart it."""
@@ -133,9 +164,7 @@ def embedded_broker() -> Iterator[TestBroker]:
         yield TestBroker("embedded", port, stop, start)
     finally:
         stop()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+        close_loop_thread(loop, thread)
 
 
 @pytest.fixture(params=["mosquitto", "embedded_broker"])

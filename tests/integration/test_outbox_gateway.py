@@ -53,16 +53,9 @@ class Loop:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def close(self) -> None:
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            # a client whose broker vanished may take a while to give up its socket
-            await asyncio.wait(tasks, timeout=10)
-
-        self.run(cancel_all())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        # a client whose broker vanished may take a while to give up its socket
+        self.run(mqtt_fixtures.cancel_tasks(timeout=10))
+        mqtt_fixtures.close_loop_thread(self.loop, self.thread)
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:

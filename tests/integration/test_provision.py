@@ -698,6 +698,9 @@ def command_line(
 ) -> Callable[..., tuple[int, str, str]]:
     """Run as from a shell, in-process; Django's closing of connections would end the test's."""
     monkeypatch.setattr(connections, "close_all", lambda: None)
+    # django.setup() would point logging at capsys's stream, closed after the test (every
+    # later warning a "--- Logging error ---"): the run's logging is set up already
+    monkeypatch.setattr("django.utils.log.configure_logging", lambda *_args: None)
 
     def run(*args: str) -> tuple[int, str, str]:
         try:

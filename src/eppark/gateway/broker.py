@@ -24,6 +24,7 @@ retained messages of other clients' subscriptions to every new connection.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +55,9 @@ from eppark.gateway.protocol import (
 )
 
 PasswordCheck = Callable[[str, str], bool]
+SHUTDOWN_WAIT_S: Final = 5.0
+"""How long ``EmbeddedBroker.stop`` waits for connections still open to end."""
+log = logging.getLogger(__name__)
 
 _CHECKS: dict[str, PasswordCheck] = {}
 _VERDICT: Final = "eppark_authenticated"
@@ -228,6 +232,39 @@ class _RobotBroker(Broker):  # type: ignore[misc]
     def __init__(self, config: dict[str, Any], broker_key: str) -> None:
         super().__init__(config)
         self._broker_key = broker_key
+        self._connections: set[asyncio.Task[Any]] = set()
+
+    async def stream_connected(self, reader: Any, writer: Any, listener_name: str) -> None:
+        """amqtt's, with each connection's task kept (``end_connections``) and ended quietly.
+
+        amqtt closes a finished connection with ``write_eof``, which raises ``OSError``
+        when the client has already reset it (a robot that dropped off): asyncio then
+        logged that as an unhandled error, traceback and all, from whatever thread runs
+        the broker. A connection ended by ``end_connections`` ends without an error too.
+        """
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        except OSError as error:
+            log.debug("embedded broker: connection ended (%s)", error)
+        except asyncio.CancelledError:
+            # nothing awaits a connection's task (asyncio's start_server owns it), and
+            # Python 3.11 reports a cancelled one as an error
+            log.debug("embedded broker: connection closed at shutdown")
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+            writer.close()
+
+    async def end_connections(self, timeout: float) -> None:
+        """End every connection still open (clients that were still logging in, say)."""
+        tasks = [task for task in self._connections if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
@@ -372,6 +409,7 @@ class EmbeddedBroker:
         if broker is not None:
             try:
                 await broker.shutdown()
+                await broker.end_connections(SHUTDOWN_WAIT_S)
             finally:
                 _CHECKS.pop(self._key, None)
 

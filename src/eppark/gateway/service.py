@@ -163,8 +163,16 @@ class Gateway:
                     group.create_task(self._listen_forever(), name="gateway notify")
         finally:
             outbox.remove_listener(self.wake)
+            await self._stop_marking()
             await self._db.aclose()
             await self._db_reports.aclose()
+
+    async def _stop_marking(self) -> None:
+        """Stop recording first sends (a task of its own): unrecorded sends are only re-sent."""
+        marking, self._marking = self._marking, None
+        if marking is not None and not marking.done():
+            marking.cancel()
+            await asyncio.gather(marking, return_exceptions=True)
 
     async def _mqtt_forever(self) -> None:
         backoff = 0.2
