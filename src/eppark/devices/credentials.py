@@ -16,10 +16,11 @@ import base64
 import hashlib
 import hmac
 import os
-import secrets
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from eppark.devices.keys import random_secret
 
 ITERATIONS = 101  # mosquitto_passwd's default for $7$
 SALT_BYTES = 12
@@ -27,7 +28,7 @@ SALT_BYTES = 12
 
 def new_password() -> str:
     """A fresh random robot password (about 190 bits)."""
-    return secrets.token_urlsafe(24)
+    return random_secret()
 
 
 def hash_password(password: str, *, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:

@@ -18,9 +18,21 @@ HINT_FROM = 12
 """Only keys of at least this many characters keep a hint (a short key would give itself away)."""
 
 
+def random_secret(nbytes: int = 24) -> str:
+    """A random URL-safe secret (letters, digits, - and _) that never starts with ``-``.
+
+    Secrets are typed or pasted on command lines (``--password …``, a camera's web page); one
+    starting with ``-`` would be read as an option there.
+    """
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if not value.startswith("-"):
+            return value
+
+
 def new_key() -> str:
-    """A fresh endpoint key (URL-safe: letters, digits, - and _)."""
-    return secrets.token_urlsafe(24)
+    """A fresh endpoint key."""
+    return random_secret()
 
 
 def key_digest(key: str) -> str:
