@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "eppark.passes",
     "eppark.stays",
     "eppark.orders",
+    "eppark.payments",
     "eppark.console",
     "eppark.provisioning",
     "eppark.operations",

@@ -319,7 +319,7 @@ def test_impossible_order_transitions_are_refused_in_words(world: dict[str, Any]
     )
     assert response.status_code == 200
     assert "不能变为" in response.content.decode()
-    assert Order.objects.get(pk=order.pk).state == OrderState.PENDING
+    assert Order.objects.get(pk=order.pk).state == OrderState.CREATED
     order_actions.move(order, OrderState.CLOSED, user, "放弃")
     with pytest.raises(Refused):
         order_actions.move(order, OrderState.PAID, user, "补录")

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from eppark.domain.order_states import CLOSED, PAID, PENDING, REFUNDED, may_move
+from eppark.domain.order_states import CLOSED, CREATED, PAID, PAYING, REFUNDED, may_move
 
 
 @pytest.mark.parametrize(
-    ("current", "target"), [(PENDING, PAID), (PENDING, CLOSED), (PAID, REFUNDED)]
+    ("current", "target"),
+    [
+        (CREATED, PAYING),
+        (CREATED, PAID),
+        (CREATED, CLOSED),
+        (PAYING, PAID),
+        (PAYING, CLOSED),
+        (PAID, REFUNDED),
+        (CLOSED, PAID),  # the provider confirms money taken after the order closed
+    ],
 )
 def test_possible_moves(current: str, target: str) -> None:
     assert may_move(current, target)
@@ -17,14 +26,16 @@ def test_possible_moves(current: str, target: str) -> None:
 @pytest.mark.parametrize(
     ("current", "target"),
     [
-        (PENDING, REFUNDED),
-        (PAID, PENDING),
+        (CREATED, REFUNDED),
+        (PAYING, REFUNDED),
+        (PAYING, CREATED),
+        (PAID, CREATED),
         (PAID, CLOSED),
         (PAID, PAID),
-        (CLOSED, PAID),
         (CLOSED, REFUNDED),
+        (CLOSED, PAYING),
         (REFUNDED, PAID),
-        (REFUNDED, PENDING),
+        (REFUNDED, CREATED),
         ("unknown", PAID),
     ],
 )

@@ -70,6 +70,17 @@ class Lot(models.Model):
     expired_payable_days = models.PositiveSmallIntegerField(
         _("expired pass: days it can still be renewed"), default=7
     )
+    monthly_price = models.PositiveIntegerField(
+        _("monthly pass price (fen per month)"),
+        default=0,
+        help_text=_("0: passes cannot be renewed by phone."),
+    )
+    renewal_offers = models.JSONField(
+        _("renewal offers"),
+        default=list,
+        blank=True,
+        help_text=_('Optional: [{"months": 3, "price": 85000}, …]; empty: 1, 3, 6, 12 months.'),
+    )
     timezone = models.CharField(
         _("time zone"), max_length=64, default="Asia/Shanghai", validators=[validate_timezone]
     )

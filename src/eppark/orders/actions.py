@@ -18,12 +18,16 @@ from eppark.records.errors import Refused, required_reason
 from eppark.records.history import record_baseline, stamp
 
 
+PEOPLE_MAY = frozenset({OrderState.CLOSED, OrderState.REFUNDED})
+"""A person closes an unpaid order or refunds a paid one; only a provider's payment pays."""
+
+
 def move(order: Order, target: str, user: Any, reason: str) -> Order:
     """Put ``order`` into state ``target`` if the state machine allows; refused otherwise."""
     reason = required_reason(reason)
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
-        if not may_move(locked.state, target):
+        if target not in PEOPLE_MAY or not may_move(locked.state, target):
             raise Refused(
                 _("An order that is “%(current)s” cannot become “%(target)s”.")
                 % {"current": locked.get_state_display(), "target": OrderState(target).label}

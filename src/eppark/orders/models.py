@@ -17,9 +17,10 @@ class OrderKind(models.TextChoices):
 
 
 class OrderState(models.TextChoices):
-    """Where an order stands."""
+    """Where an order stands (the moves are ``eppark.domain.order_states``'s)."""
 
-    PENDING = "pending", _("pending")
+    CREATED = "created", _("created")
+    PAYING = "paying", _("paying")
     PAID = "paid", _("paid")
     CLOSED = "closed", _("closed")
     REFUNDED = "refunded", _("refunded")
@@ -30,6 +31,7 @@ class Channel(models.TextChoices):
 
     WECHAT = "wechat", _("WeChat Pay")
     ALIPAY = "alipay", _("Alipay")
+    SANDBOX = "sandbox", _("sandbox (test payments)")
     CASH = "cash", _("cash")
     AGENT = "agent", _("waived by an agent")
 
@@ -60,13 +62,51 @@ class Order(models.Model):
     )
     amount = models.PositiveIntegerField(_("amount (fen)"))
     state = models.CharField(
-        _("state"), max_length=16, choices=OrderState.choices, default=OrderState.PENDING
+        _("state"), max_length=16, choices=OrderState.choices, default=OrderState.CREATED
     )
     channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices, blank=True)
+    provider = models.CharField(
+        _("provider"), max_length=16, blank=True, help_text=_("sandbox, wechat or alipay")
+    )
     out_trade_no = models.CharField(_("trade number"), max_length=32, unique=True)
     transaction_id = models.CharField(_("payment transaction"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    priced_at = models.DateTimeField(_("priced"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
+    paid_amount = models.PositiveIntegerField(_("paid amount (fen)"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    months = models.PositiveSmallIntegerField(_("months renewed"), null=True, blank=True)
+    ticket = models.ForeignKey(
+        "stays.UnplatedTicket",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="orders",
+        verbose_name=_("unplated ticket"),
+    )
+    gate = models.ForeignKey(
+        "lots.Gate",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("gate"),
+        help_text=_("The gate whose QR code or scanner started the order."),
+    )
+    visit = models.ForeignKey(
+        "stays.GateVisit",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="orders",
+        verbose_name=_("gate visit"),
+    )
+    payer = models.CharField(
+        _("payer"), max_length=128, blank=True, help_text=_("WeChat/Alipay user id or phone")
+    )
+    needs_review = models.BooleanField(_("needs review"), default=False)
+    review_note = models.CharField(_("review note"), max_length=256, blank=True)
     # people's changes only (named actions in orders.actions)
     history = PeopleHistory()
 
@@ -74,6 +114,14 @@ class Order(models.Model):
         verbose_name = _("order")
         verbose_name_plural = _("orders")
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                condition=models.Q(state__in=["created", "paying"]),
+                name="order_open_by_expiry",
+            ),
+            models.Index(fields=["lot", "paid_at"], name="order_paid_by_lot"),
+        ]
 
     def __str__(self) -> str:
         return self.out_trade_no

@@ -193,3 +193,43 @@ class GateVisit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plate or _('unplated')} @ {self.gate} ({self.scenario})"
+
+
+class UnplatedTicket(models.Model):
+    """An unplated car's ticket (无牌车入场凭证): who the driver is and the car's temporary plate.
+
+    Created when the driver scans the entry gate's QR code and confirms; its stay
+    carries the temporary plate; the exit QR finds it again by the driver's phone
+    or WeChat/Alipay user id.
+    """
+
+    lot = models.ForeignKey(
+        "lots.Lot", on_delete=models.PROTECT, related_name="+", verbose_name=_("lot")
+    )
+    temp_plate = models.CharField(_("temporary plate"), max_length=16)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    payer = models.CharField(
+        _("WeChat/Alipay user"), max_length=128, blank=True, help_text=_("openid or user id")
+    )
+    stay = models.OneToOneField(
+        Stay, on_delete=models.PROTECT, related_name="ticket", verbose_name=_("stay")
+    )
+    entry_visit = models.OneToOneField(
+        GateVisit,
+        on_delete=models.PROTECT,
+        related_name="ticket",
+        verbose_name=_("entry visit"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("unplated ticket")
+        verbose_name_plural = _("unplated tickets")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["lot", "temp_plate"], name="ticket_plate_per_lot")
+        ]
+        indexes = [models.Index(fields=["lot", "phone"], name="ticket_by_phone")]
+
+    def __str__(self) -> str:
+        return self.temp_plate

@@ -1,0 +1,1 @@
+"""Payments: providers (sandbox, WeChat Pay, Alipay), the QR pages, code payments, the books."""
