@@ -23,6 +23,7 @@ ALLOWED_IMPORTS = {
     "unicodedata",
     "zoneinfo",
     "bisect",
+    "calendar",
     "operator",
     "rapidfuzz",
     "eppark",

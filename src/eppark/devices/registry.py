@@ -149,20 +149,8 @@ def _load_all() -> dict[tuple[str, str], CameraConfig]:
     for camera in Camera.objects.select_related("gate__lot", "lot").order_by("pk"):
         if not camera.key_digest:  # it never pushes (an Ezviz camera, say)
             continue
-        gate_config = None
         gate = camera.gate
-        if gate is not None:
-            robot = robots.get(gate.pk)
-            gate_config = GateConfig(
-                pk=gate.pk,
-                lot_id=gate.lot_id,
-                direction=Direction(gate.direction),
-                opening_channel=str(gate.opening_channel),
-                policy=gate.lot.policy,
-                tariff=dict(gate.lot.tariff or {}),
-                robot_id=robot[0] if robot else None,
-                robot_code=robot[1] if robot else None,
-            )
+        gate_config = None if gate is None else config_of(gate, robots.get(gate.pk))
         zone = camera.lot.timezone
         if zone not in zones:
             zones[zone] = ZoneInfo(zone)
@@ -179,6 +167,29 @@ def _load_all() -> dict[tuple[str, str], CameraConfig]:
             ),
         )
     return cameras
+
+
+def config_of(gate: Any, robot: tuple[int, str] | None) -> GateConfig:
+    """A gate (with its lot loaded) as the gate loop sees it; ``robot``: (id, code) or None."""
+    return GateConfig(
+        pk=gate.pk,
+        lot_id=gate.lot_id,
+        direction=Direction(gate.direction),
+        opening_channel=str(gate.opening_channel),
+        policy=gate.lot.policy,
+        tariff=dict(gate.lot.tariff or {}),
+        robot_id=robot[0] if robot else None,
+        robot_code=robot[1] if robot else None,
+    )
+
+
+def gate_config(gate: Any) -> GateConfig:
+    """The gate loop's view of ``gate`` read now (its robot, if it has a reachable one)."""
+    from eppark.devices.models import Robot
+
+    robot = Robot.objects.filter(gate_id=gate.pk).order_by("pk").values_list("pk", "code").first()
+    usable = robot if robot is not None and is_robot_code(robot[1]) else None
+    return config_of(gate, usable)
 
 
 def connect_signals() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import calendar
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -105,10 +104,11 @@ def verdict(
     return Verdict.PAYS
 
 
-def new_out_trade_no(kind: str, now: datetime) -> str:
-    """A merchant order number: 6–32 of digits and letters, unique (time + randomness)."""
+def new_out_trade_no(kind: str, now: datetime, nonce: str) -> str:
+    """A merchant order number: 6–32 of digits and letters, unique (time + a random ``nonce``)."""
     prefix = {"temp": "T", "monthly": "M", "unplated": "U"}.get(kind, "X")
-    return f"EP{prefix}{now.strftime('%y%m%d%H%M%S')}{secrets.token_hex(5).upper()}"
+    tail = "".join(c for c in nonce.upper() if c.isalnum())[:10]
+    return f"EP{prefix}{now.strftime('%y%m%d%H%M%S')}{tail}"
 
 
 # --- monthly renewals -----------------------------------------------------------------------

@@ -17,7 +17,6 @@ from eppark.orders.models import Order, OrderState
 from eppark.records.errors import Refused, required_reason
 from eppark.records.history import record_baseline, stamp
 
-
 PEOPLE_MAY = frozenset({OrderState.CLOSED, OrderState.REFUNDED})
 """A person closes an unpaid order or refunds a paid one; only a provider's payment pays."""
 

@@ -101,7 +101,7 @@ def correct_plate(stay: Stay, user: Any, plate: str, reason: str) -> Stay:
 def _payments(stay: Stay) -> list[Payment]:
     """The stay's paid orders, as the fee rule counts them."""
     paid_orders = Order.objects.filter(stay=stay, state=OrderState.PAID, paid_at__isnull=False)
-    return [Payment(o.paid_at, o.amount) for o in paid_orders if o.paid_at is not None]
+    return [Payment(o.paid_at, o.amount, o.priced_at) for o in paid_orders if o.paid_at is not None]
 
 
 def _moment(at: datetime) -> str:

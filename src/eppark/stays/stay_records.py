@@ -33,7 +33,7 @@ _OPEN_STAY = (
     " AND exited_at IS NULL ORDER BY entered_at DESC, id DESC LIMIT 1"
 )
 _PAYMENTS = (
-    "SELECT paid_at, amount FROM orders_order WHERE stay_id = %s AND state = %s"
+    "SELECT paid_at, amount, priced_at FROM orders_order WHERE stay_id = %s AND state = %s"
     " AND paid_at IS NOT NULL"
 )
 _SUPERSEDE = (
@@ -93,7 +93,10 @@ def open_stay(cursor: Any, lot_id: int, plate: str) -> OpenStayRow | None:
 def payments(cursor: Any, stay_id: int) -> list[Payment]:
     """The paid orders of a stay."""
     cursor.execute(_PAYMENTS, [stay_id, OrderState.PAID])
-    return [Payment(aware(paid_at), int(amount)) for paid_at, amount in cursor.fetchall()]
+    return [
+        Payment(aware(paid_at), int(amount), aware(priced_at) if priced_at else None)
+        for paid_at, amount, priced_at in cursor.fetchall()
+    ]
 
 
 def start(

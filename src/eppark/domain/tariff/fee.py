@@ -19,10 +19,17 @@ LONGEST_STAY = to_us(datetime(2070, 1, 1, tzinfo=UTC)) - to_us(datetime(1970, 1,
 
 @dataclass(frozen=True)
 class Payment:
-    """Money paid for the stay (``amount`` fen) at ``paid_at``."""
+    """Money paid for the stay (``amount`` fen) at ``paid_at``.
+
+    ``priced_at``: when the order it paid was priced (its amount is the stay's
+    fee up to then). The exit grace runs from ``paid_at``; the payment settles
+    the stay up to ``priced_at`` (default: ``paid_at``), so the minutes between
+    pricing and paying never make a paid car owe again.
+    """
 
     paid_at: datetime
     amount: int
+    priced_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ def compute_fee(
     if end - entered > LONGEST_STAY:
         raise BadInput("at", "the stay is longer than 100 years")
     total = stay_cost(plan, entered, end)
-    paid, last = 0, None
+    paid, last, covered = 0, None, entered
     for k, payment in enumerate(payments):
         when = instant(payment.paid_at, f"payments[{k}].paid_at")
         if not entered <= when <= end:
@@ -79,7 +86,12 @@ def compute_fee(
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
             raise BadInput(f"payments[{k}].amount", f"must be whole fen ≥ 0, not {amount!r}")
         paid += amount
-        last = when if last is None or when > last else last
-    if last is not None and end <= last + plan.grace and paid >= stay_cost(plan, entered, last):
+        if last is None or when > last:
+            last = when
+            covered = when
+            if payment.priced_at is not None:
+                priced = instant(payment.priced_at, f"payments[{k}].priced_at")
+                covered = max(entered, min(priced, when))
+    if last is not None and end <= last + plan.grace and paid >= stay_cost(plan, entered, covered):
         return FeeResult(total, paid, 0, True, plan.text)
     return FeeResult(total, paid, max(0, total - paid), False, plan.text)
