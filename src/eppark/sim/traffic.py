@@ -6,9 +6,12 @@ each, a lot and a car in the right state (a valid pass, a pass expired for 5
 days, a stranger at a lot that refuses visitors, a shared-space group that is
 full, a temp car that owes, an unplated car, …). Each arrival is a real
 camera push in the gate camera's vendor format, posted to the server's device
-endpoint. A driver asked to do something either does it or, since payments
-come later, gives up after a while and backs away: the simulated robot's loop
-detector reports the car gone and the visit says so.
+endpoint. With ``drivers`` (``eppark.sim.drivers``, as in the demo) each car's
+driver reacts to what the robot shows: scans its QR code and pays or registers
+on the phone, shows a payment code, or does nothing; a gate has one car in
+front of it at a time. Without them, a driver asked to do something gives up
+after a while and backs away: the simulated robot's loop detector reports the
+car gone and the visit says so.
 
 ``seed_cars_inside`` puts a realistic set of cars inside each lot when the
 demo starts (pass holders, including some whose pass has since expired, and
@@ -25,7 +28,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
@@ -43,6 +46,9 @@ from eppark.passes.standing import standing_q
 from eppark.provisioning.demo_city import demo_camera_keys
 from eppark.sim.cameras import build_push
 from eppark.sim.robot import SimRobot
+
+if TYPE_CHECKING:
+    from eppark.sim.drivers import Drivers, Watch
 from eppark.stays.models import EnteredAs, GateVisit, Stay
 
 log = logging.getLogger(__name__)
@@ -79,6 +85,7 @@ class Arrival:
     serial: str
     plate: str | None
     robot_code: str | None
+    lot: str = ""
 
 
 def _random_plate(rng: random.Random) -> str:
@@ -181,9 +188,15 @@ class NoCar(Exception):
 class Planner:
     """Picks, for a scenario, a lot, a gate camera and a car that make it happen."""
 
-    def __init__(self, rng: random.Random, clock: Callable[[], datetime] = timezone.now) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        clock: Callable[[], datetime] = timezone.now,
+        busy: Callable[[], set[str]] = set,
+    ) -> None:
         self.rng = rng
         self.clock = clock
+        self.busy = busy  # robots whose gate has a car in front already
         # the database keeps only the keys' digests: the demo city's own file knows the keys
         self.keys = {key_digest(key): key for key in demo_camera_keys()}
 
@@ -218,16 +231,19 @@ class Planner:
                 camera.serial,
                 plate or None,
                 robot.code if robot else None,
+                lot.code,
             )
         return None
 
     def _camera(self, lot: Lot, direction: str) -> Camera | None:
+        busy = self.busy()
         cameras = [
             camera
             for camera in Camera.objects.filter(
                 lot=lot, gate__direction=direction, vendor__in=list(ADAPTERS)
             ).select_related("gate__robot")
             if camera.key_digest in self.keys  # a camera whose key the demo knows
+            and getattr(getattr(camera.gate, "robot", None), "code", None) not in busy
         ]
         return self.rng.choice(cameras) if cameras else None
 
@@ -237,7 +253,12 @@ class Planner:
         states = _pass_states(lot, now)
         single = [p for p in states["valid"] if p.plates.count() <= p.spaces]
         confirm = lot.temp_entry_confirmation
-        if scenario in ("entry.unplated", "exit.unplated"):
+        if scenario == "entry.unplated":
+            return None
+        if scenario == "exit.unplated":  # an unplated car that came in by its entry QR
+            unplated = Stay.objects.filter(lot=lot, exited_at__isnull=True, entered_as="unplated")
+            if not unplated.exists():
+                raise NoCar(lot.code)
             return None
         if scenario == "entry.monthly_valid":
             return self._pick([p for p in _plates(single) if p not in inside])
@@ -329,34 +350,48 @@ class Traffic:
         interval: float = 6.0,
         seed: int = 11,
         patience: tuple[float, float] = (20.0, 120.0),
+        drivers: Drivers | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.robots = robots
         self.interval = interval
         self.rng = random.Random(seed)
-        self.planner = Planner(self.rng)
+        self.drivers = drivers
+        self.planner = Planner(self.rng, busy=lambda: drivers.busy if drivers else set())
         self.patience = patience
         self.plate_id = self.rng.randint(10_000, 90_000)
         self.sent: dict[str, int] = {}
         self._drivers: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        """Send cars until cancelled."""
+        """Send cars until cancelled (their drivers are stopped with it)."""
         step = 0
-        while True:
-            scenario = SCENARIOS[step % len(SCENARIOS)]
-            step += 1
-            try:
-                arrival = await sync_to_async(self.planner.plan, thread_sensitive=False)(scenario)
-                if arrival is not None:
-                    await self.arrive(arrival)
-            except Exception:  # the demo goes on whatever one car does
-                log.exception("traffic: %s failed", scenario)
-            await asyncio.sleep(self.interval * self.rng.uniform(0.6, 1.4))
+        try:
+            while True:
+                scenario = SCENARIOS[step % len(SCENARIOS)]
+                step += 1
+                try:
+                    plan = sync_to_async(self.planner.plan, thread_sensitive=False)
+                    arrival = await plan(scenario)
+                    if arrival is not None:
+                        await self.arrive(arrival)
+                except Exception:  # the demo goes on whatever one car does
+                    log.exception("traffic: %s failed", scenario)
+                await asyncio.sleep(self.interval * self.rng.uniform(0.6, 1.4))
+        finally:
+            await self.stop_drivers()
+
+    async def stop_drivers(self) -> None:
+        """Cancel the drivers still at a gate and wait for them."""
+        tasks = list(self._drivers)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def arrive(self, arrival: Arrival) -> int:
         """The car reaches the gate: the robot's loop senses it, the camera pushes its read."""
         robot = self.robots.get(arrival.robot_code or "")
+        watch = self.drivers.watch(robot) if self.drivers and robot is not None else None
         if robot is not None and robot.online.is_set():
             await robot.loop(True)
         self.plate_id += 1
@@ -369,11 +404,21 @@ class Traffic:
         status = await asyncio.to_thread(_post, url, push.body, push.content_type)
         self.sent[arrival.scenario] = self.sent.get(arrival.scenario, 0) + 1
         log.info("traffic: %s %s → %s", arrival.scenario, arrival.plate or "无牌", status)
-        if robot is not None:
+        if robot is not None and self.drivers is not None and watch is not None:
+            self.drivers.busy.add(robot.code)
+            task = asyncio.create_task(self._attended(arrival, robot, watch))
+            self._drivers.add(task)
+            task.add_done_callback(self._drivers.discard)
+        elif robot is not None:
             task = asyncio.create_task(self._driver(arrival, robot))
             self._drivers.add(task)
             task.add_done_callback(self._drivers.discard)
         return status
+
+    async def _attended(self, arrival: Arrival, robot: SimRobot, watch: Watch) -> None:
+        """The car's driver reacts to what the robot shows (``eppark.sim.drivers``)."""
+        assert self.drivers is not None
+        await self.drivers.attend(arrival, robot, watch)
 
     async def _driver(self, arrival: Arrival, robot: SimRobot) -> None:
         """A held-up driver gives up after a while and backs away; the loop reports it."""

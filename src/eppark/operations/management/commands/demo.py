@@ -27,6 +27,7 @@ from eppark.operations.demo_setup import (
 )
 from eppark.operations.runtime import async_serve, mqtt_url
 from eppark.passes.models import MonthlyPass
+from eppark.sim.drivers import Drivers, keep_books
 from eppark.sim.robot import SimRobot
 from eppark.sim.traffic import Traffic
 
@@ -114,6 +115,8 @@ async def _run(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a", encoding="utf-8", buffering=1) as log:
         robots = {code: SimRobot(code, pw, url, out=log) for code, pw in passwords.items()}
-        traffic = Traffic(f"http://{host}:{port}", robots, interval=interval)
+        drivers = Drivers()  # they scan, pay, show payment codes, or do nothing
+        traffic = Traffic(f"http://{host}:{port}", robots, interval=interval, drivers=drivers)
         tasks = [robot.run for robot in robots.values()]
-        await async_serve(host, port, extra=[*tasks, traffic.run])
+        # the back office's daily reconciliation, kept up to date as the drivers pay
+        await async_serve(host, port, extra=[*tasks, traffic.run, keep_books])
