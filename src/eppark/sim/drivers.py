@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
@@ -396,24 +395,15 @@ def _unplated_phones(lot_code: str) -> list[str]:
 
 
 def reconcile_today(now: datetime | None = None) -> int:
-    """Run the day's reconciliation of every lot with every provider in use; how many ran."""
-    from eppark.lots.models import Lot
-    from eppark.payments.providers import configured
-    from eppark.payments.reconcile import reconcile
+    """Reconcile today so far: every lot with every provider in use; how many records."""
+    from eppark.payments.reconcile import business_day, reconcile_day
 
     now = now or timezone.now()
-    providers = sorted({provider.name for provider in configured().values()})
     close_old_connections()
-    ran = 0
     try:
-        for lot in Lot.objects.all():
-            day = now.astimezone(ZoneInfo(lot.timezone or "Asia/Shanghai")).date()
-            for name in providers:
-                reconcile(lot, day, name, now)
-                ran += 1
+        return len(reconcile_day(business_day(now), now))
     finally:
         connection.close()
-    return ran
 
 
 async def keep_books(every: float = 180.0, first: float = 30.0) -> None:
