@@ -10,7 +10,7 @@ Run by the payments worker every ``EPPARK_PAYMENTS_JOBS_S`` (30 s):
   provider and here (``close_order``); a provider that cannot be reached
   leaves it for the next round (an order is never closed here while the
   provider might still take the money);
-- the daily reconciliation, when it is due (``eppark.payments.reconcile``).
+- the daily reconciliation, once it is due (``eppark.payments.reconcile.reconcile_due``).
 
 Orders whose payment code the worker is still charging are the worker's
 (``eppark.payments.codepay``) and are left alone. One order's failure is
@@ -28,6 +28,7 @@ from typing import Any
 from eppark.dbstate import unreachable
 from eppark.orders.models import Order, OrderState
 from eppark.payments import codepay
+from eppark.payments.reconcile import reconcile_due
 
 log = logging.getLogger(__name__)
 
@@ -87,25 +88,13 @@ def expired(now: datetime) -> int:
     return closed
 
 
-def reconcile_hook() -> Callable[[datetime], Any] | None:
-    """``eppark.payments.reconcile.reconcile_due`` (the daily books), if installed."""
-    try:
-        module = importlib.import_module("eppark.payments.reconcile")
-    except ImportError:
-        return None
-    hook = getattr(module, "reconcile_due", None)
-    return hook if callable(hook) else None
-
-
 def run(now: datetime) -> None:
     """One round of every job; a failing job is logged and the others still run."""
     jobs: list[tuple[str, Callable[[datetime], Any]]] = [
         ("stuck paying orders", stuck_paying),
         ("expired orders", expired),
+        ("daily reconciliation", reconcile_due),
     ]
-    reconcile = reconcile_hook()
-    if reconcile is not None:
-        jobs.append(("daily reconciliation", reconcile))
     for name, job in jobs:
         try:
             job(now)
