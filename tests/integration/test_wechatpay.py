@@ -141,6 +141,14 @@ def test_jsapi_gives_a_pay_sign_that_verifies_with_the_merchant_key(
     assert sim.trades["J20261201000001"].openid == "oUserInWechat"
 
 
+def test_order_numbers_with_every_allowed_character_are_signed_as_sent(
+    wx: WechatPay, sim: WechatPaySim
+) -> None:
+    wx.page_payment(charge("Ab-_*09zZ"))
+    sim.pay("Ab-_*09zZ")
+    assert wx.query("Ab-_*09zZ").state == TradeState.SUCCESS
+
+
 def test_a_bad_order_number_is_refused_before_anything_is_sent(
     wx: WechatPay, sim: WechatPaySim
 ) -> None:
@@ -537,6 +545,13 @@ def test_notification_for_another_merchant(wx: WechatPay, sim: WechatPaySim, pai
     doc = {**sim.transaction_doc(sim.trades[paid]), "mchid": "1999999999"}
     headers, body = sim.build_notification(paid, resource=doc)
     _rejected(wx, headers, body, "another merchant")
+
+
+def test_a_refund_notification_is_not_a_payment(
+    wx: WechatPay, sim: WechatPaySim, paid: str
+) -> None:
+    headers, body = sim.build_notification(paid, event_type="REFUND.SUCCESS")
+    _rejected(wx, headers, body, "not a payment notification")
 
 
 def test_notification_reply(wx: WechatPay) -> None:

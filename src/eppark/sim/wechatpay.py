@@ -50,7 +50,7 @@ from cryptography.x509.oid import NameOID
 CST: Final = ZoneInfo("Asia/Shanghai")
 Mode = Literal["public_key", "certificate"]
 _AUTH = re.compile(r'(\w+)="([^"]*)"')
-_OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-*|]{6,32}")
+_OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-*]{6,32}")
 
 
 # --- keys --------------------------------------------------------------------------------
@@ -394,6 +394,7 @@ class WechatPaySim:
         signature: str | None = None,
         corrupt_ciphertext: bool = False,
         resource: dict[str, Any] | None = None,
+        event_type: str = "TRANSACTION.SUCCESS",
     ) -> tuple[dict[str, str], bytes]:
         """A payment notification's headers and body, signed now with the platform key.
 
@@ -421,7 +422,7 @@ class WechatPaySim:
                 "id": "EV-" + secrets.token_hex(10).upper(),
                 "create_time": _rfc3339(now),
                 "resource_type": "encrypt-resource",
-                "event_type": "TRANSACTION.SUCCESS",
+                "event_type": event_type,
                 "summary": "支付成功",
                 "resource": {"original_type": "transaction", **encrypted},
             },
@@ -772,51 +773,38 @@ class WechatPaySim:
         return _json(200, {k: v for k, v in answer.items() if not k.startswith("_")})
 
     def tradebill_csv(self, day: dt.date) -> str:
-        """The ``ALL`` trade bill of ``day`` (Asia/Shanghai), as WeChat Pay writes it."""
-        header = (
-            "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
-            "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
-            "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,"
-            "费率备注"
-        )
-        rows: list[list[str]] = []
-        paid = refunded = 0
-        fee_total = 0
+        """The ``ALL`` trade bill of ``day`` (Asia/Shanghai), as WeChat Pay writes it: a header
+        line, every field of the other lines prefixed with a backtick, a summary at the end.
+        """
+        rows: list[dict[str, str]] = []
+        paid = refunded = fees = 0
         for trade in self.trades.values():
+            common = {
+                "公众账号ID": self.keys.appid,
+                "商户号": self.keys.mchid,
+                "特约商户号": "0",
+                "微信订单号": trade.transaction_id,
+                "商户订单号": trade.out_trade_no,
+                "用户标识": trade.openid,
+                "交易类型": trade.kind,
+                "付款银行": "OTHERS",
+                "货币种类": "CNY",
+                "商品名称": trade.description,
+                "商户数据包": trade.attach,
+                "费率": "0.60%",
+            }
             if trade.paid_at is not None and trade.paid_at.astimezone(CST).date() == day:
                 fee = round(trade.total * 6 / 1000)
-                fee_total += fee
-                paid += trade.total
+                paid, fees = paid + trade.total, fees + fee
                 rows.append(
-                    [
-                        trade.paid_at.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S"),
-                        self.keys.appid,
-                        self.keys.mchid,
-                        "0",
-                        "",
-                        trade.transaction_id,
-                        trade.out_trade_no,
-                        trade.openid,
-                        trade.kind,
-                        "SUCCESS",
-                        "OTHERS",
-                        "CNY",
-                        _fen(trade.total),
-                        "0.00",
-                        "0",
-                        "0",
-                        "0.00",
-                        "0.00",
-                        "",
-                        "",
-                        trade.description,
-                        trade.attach,
-                        f"{fee / 100:.5f}",
-                        "0.60%",
-                        _fen(trade.total),
-                        "0.00",
-                        "",
-                    ]
+                    common
+                    | {
+                        "交易时间": trade.paid_at.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S"),
+                        "交易状态": "SUCCESS",
+                        "应结订单金额": _fen(trade.total),
+                        "订单金额": _fen(trade.total),
+                        "手续费": f"{fee / 100:.5f}",
+                    }
                 )
             for refund in trade.refunds:
                 at = dt.datetime.fromisoformat(refund["_at"])
@@ -825,54 +813,36 @@ class WechatPaySim:
                 amount = refund["amount"]["refund"]
                 refunded += amount
                 rows.append(
-                    [
-                        at.strftime("%Y-%m-%d %H:%M:%S"),
-                        self.keys.appid,
-                        self.keys.mchid,
-                        "0",
-                        "",
-                        trade.transaction_id,
-                        trade.out_trade_no,
-                        trade.openid,
-                        trade.kind,
-                        "REFUND",
-                        "OTHERS",
-                        "CNY",
-                        "0.00",
-                        "0.00",
-                        refund["refund_id"],
-                        refund["out_refund_no"],
-                        _fen(amount),
-                        "0.00",
-                        "ORIGINAL",
-                        refund["status"],
-                        trade.description,
-                        trade.attach,
-                        "0.00000",
-                        "0.60%",
-                        "0.00",
-                        _fen(amount),
-                        "",
-                    ]
+                    common
+                    | {
+                        "交易时间": at.strftime("%Y-%m-%d %H:%M:%S"),
+                        "交易状态": "REFUND",
+                        "微信退款单号": refund["refund_id"],
+                        "商户退款单号": refund["out_refund_no"],
+                        "退款金额": _fen(amount),
+                        "申请退款金额": _fen(amount),
+                        "退款类型": "ORIGINAL",
+                        "退款状态": refund["status"],
+                    }
                 )
         if not rows:
             return ""
-        rows.sort(key=lambda row: row[0])
-        lines = [header]
-        lines += [",".join("`" + cell for cell in row) for row in rows]
-        lines.append(
-            "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
-        )
-        summary = [
-            str(len(rows)),
-            _fen(paid),
-            _fen(refunded),
-            "0.00",
-            f"{fee_total / 100:.5f}",
-            _fen(paid),
-            _fen(refunded),
-        ]
-        lines.append(",".join("`" + cell for cell in summary))
+        rows.sort(key=lambda row: row["交易时间"])
+        lines = [",".join(_BILL_COLUMNS)]
+        for row in rows:
+            cells = [row.get(name, _BILL_DEFAULTS.get(name, "")) for name in _BILL_COLUMNS]
+            lines.append(",".join("`" + cell for cell in cells))
+        summary = {
+            "总交易单数": str(len(rows)),
+            "应结订单总金额": _fen(paid),
+            "退款总金额": _fen(refunded),
+            "充值券退款总金额": "0.00",
+            "手续费总金额": f"{fees / 100:.5f}",
+            "订单总金额": _fen(paid),
+            "申请退款总金额": _fen(refunded),
+        }
+        lines.append(",".join(summary))
+        lines.append(",".join("`" + cell for cell in summary.values()))
         return "\r\n".join(lines) + "\r\n"
 
     def _tradebill(self, query: dict[str, str]) -> tuple[int, bytes, bool, str]:
@@ -917,6 +887,40 @@ class WechatPaySim:
             )
         return _json(200, {"data": data})
 
+
+_BILL_COLUMNS: Final = [
+    "交易时间",
+    "公众账号ID",
+    "商户号",
+    "特约商户号",
+    "设备号",
+    "微信订单号",
+    "商户订单号",
+    "用户标识",
+    "交易类型",
+    "交易状态",
+    "付款银行",
+    "货币种类",
+    "应结订单金额",
+    "代金券金额",
+    "微信退款单号",
+    "商户退款单号",
+    "退款金额",
+    "充值券退款金额",
+    "退款类型",
+    "退款状态",
+    "商品名称",
+    "商户数据包",
+    "手续费",
+    "费率",
+    "订单金额",
+    "申请退款金额",
+    "费率备注",
+]
+"""The columns of WeChat Pay's ``ALL`` trade bill, in order."""
+_BILL_DEFAULTS: Final = dict.fromkeys(
+    ("应结订单金额", "代金券金额", "退款金额", "充值券退款金额", "订单金额", "申请退款金额"), "0.00"
+) | {"微信退款单号": "0", "商户退款单号": "0", "手续费": "0.00000"}
 
 _STATE_DESC: Final = {
     "NOTPAY": "未支付",

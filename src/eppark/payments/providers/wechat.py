@@ -82,7 +82,7 @@ REFRESH_AT_MOST_EVERY_S: Final = 60.0
 """Platform certificates are fetched again for an unknown serial at most this often."""
 TIMEOUT_S: Final = 5.0
 CST: Final = ZoneInfo("Asia/Shanghai")
-_OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-*|]{6,32}")
+_OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-*]{6,32}")
 _OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-*|@]{1,64}")
 
 _DECLINES: Final = frozenset(
@@ -489,8 +489,7 @@ class WechatPay:
 
     def authorization(self, method: str, url: str, body: str) -> str:
         """The ``Authorization`` header of a request to ``url`` (absolute or a path)."""
-        parts = urlsplit(url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        target = httpx.URL(url).raw_path.decode("ascii")  # exactly what goes on the wire
         timestamp = str(int(self.clock()))
         nonce = secrets.token_hex(16).upper()
         signature = sign(self.private_key, f"{method}\n{target}\n{timestamp}\n{nonce}\n{body}\n")
@@ -812,6 +811,7 @@ class WechatPay:
             raise NotificationRejected("bad signature")
         try:
             doc = json.loads(body)
+            event_type = str(doc.get("event_type") or "")
             resource = doc["resource"]
             if resource.get("algorithm") != "AEAD_AES_256_GCM":
                 raise ValueError(f"algorithm {resource.get('algorithm')!r}")
@@ -820,6 +820,8 @@ class WechatPay:
             ciphertext = str(resource["ciphertext"])
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise NotificationRejected(f"malformed body: {error!r}") from None
+        if event_type and not event_type.startswith("TRANSACTION."):
+            raise NotificationRejected(f"not a payment notification: {event_type}")
         try:
             plain = decrypt(self.apiv3_key, nonce_r, associated, ciphertext)
         except InvalidTag:
@@ -849,7 +851,7 @@ class WechatPay:
 
 def _check_out_trade_no(out_trade_no: str) -> None:
     if not _OUT_TRADE_NO.fullmatch(out_trade_no):
-        raise Refused(f"bad out_trade_no {out_trade_no!r} (6-32 of digits, letters, _-*|)")
+        raise Refused(f"bad out_trade_no {out_trade_no!r} (6-32 of digits, letters, _-*)")
 
 
 def _hash_matches(doc: Mapping[str, Any], data: bytes) -> bool:
