@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from eppark.payments.providers.base import Provider
 from eppark.payments.providers.wechat import DEFAULT_BASE_URL, WechatPay, from_environ
 from eppark.sim.wechatpay import TestKeys, generate_keys, write_environ
 
@@ -30,7 +31,8 @@ def test_public_key_mode(env: dict[str, str], keys: TestKeys) -> None:
     del env["EPPARK_WECHATPAY_BASE_URL"]
     adapter = from_environ(env)
     assert isinstance(adapter, WechatPay)
-    assert (adapter.name, adapter.channel) == ("wechat", "wechat")
+    provider: Provider = adapter  # mypy checks that it speaks the interface exactly
+    assert (provider.name, provider.channel) == ("wechat", "wechat")
     assert adapter.base_url == DEFAULT_BASE_URL
     assert adapter.keys.get(keys.platform.public_key_id) is not None
     assert adapter.keys.get(keys.platform.serial) is None

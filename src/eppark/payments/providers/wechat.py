@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NotRequired, TypedDict
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -159,6 +159,64 @@ def _norm_serial(serial: str) -> str:
 
 
 # --- wire models ---------------------------------------------------------------------------
+
+
+class Amount(TypedDict):
+    """``amount`` of an order: fen, CNY."""
+
+    total: int
+    currency: str
+
+
+class StoreInfo(TypedDict):
+    """``scene_info.store_info`` of a payment code: the merchant's own store number."""
+
+    out_id: str
+
+
+class SceneInfo(TypedDict):
+    """``scene_info`` of a payment code."""
+
+    store_info: StoreInfo
+
+
+class Payer(TypedDict, total=False):
+    """``payer``: the openid (JSAPI) or the payment code (codepay)."""
+
+    openid: str
+    auth_code: str
+
+
+class OrderRequest(TypedDict):
+    """The body of ``/v3/pay/transactions/{native,jsapi,codepay}``."""
+
+    appid: str
+    mchid: str
+    description: str
+    out_trade_no: str
+    amount: Amount
+    attach: NotRequired[str]
+    time_expire: NotRequired[str]  # native and JSAPI
+    notify_url: NotRequired[str]  # native and JSAPI
+    payer: NotRequired[Payer]  # JSAPI and codepay
+    scene_info: NotRequired[SceneInfo]  # codepay
+
+
+class RefundAmount(TypedDict):
+    """``amount`` of a refund: fen, CNY."""
+
+    refund: int
+    total: int
+    currency: str
+
+
+class RefundRequest(TypedDict):
+    """The body of ``/v3/refund/domestic/refunds``."""
+
+    out_trade_no: str
+    out_refund_no: str
+    amount: RefundAmount
+    reason: NotRequired[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,21 +669,22 @@ class WechatPay:
 
     # -- operations ------------------------------------------------------------------------
 
-    def _order_body(self, charge: Charge) -> dict[str, Any]:
+    def _order_body(self, charge: Charge, *, codepay: bool = False) -> OrderRequest:
         _check_out_trade_no(charge.out_trade_no)
         if charge.amount <= 0:
             raise Refused("the amount must be positive")
         if charge.expires_at.tzinfo is None:
             raise Refused("expires_at must be an aware datetime")
-        body: dict[str, Any] = {
+        body: OrderRequest = {
             "appid": self.appid,
             "mchid": self.mchid,
             "description": charge.description[:127],
             "out_trade_no": charge.out_trade_no,
-            "time_expire": charge.expires_at.astimezone(CST).isoformat(timespec="seconds"),
-            "notify_url": charge.notify_url,
             "amount": {"total": charge.amount, "currency": "CNY"},
         }
+        if not codepay:  # a payment code is charged at once and notifies nobody
+            body["time_expire"] = charge.expires_at.astimezone(CST).isoformat(timespec="seconds")
+            body["notify_url"] = charge.notify_url
         if charge.attach:
             body["attach"] = charge.attach[:128]
         return body
@@ -662,8 +721,7 @@ class WechatPay:
 
     def codepay(self, charge: Charge, auth_code: str) -> TradeResult:
         """Charge a payment code: SUCCESS, USERPAYING (query later) or PAYERROR (declined)."""
-        body = self._order_body(charge)
-        del body["time_expire"], body["notify_url"]
+        body = self._order_body(charge, codepay=True)
         body["payer"] = {"auth_code": auth_code.strip()}
         body["scene_info"] = {"store_info": {"out_id": self.store_id}}
         answer = self._call("POST", "/v3/pay/transactions/codepay", body=body)
@@ -731,7 +789,7 @@ class WechatPay:
             raise Refused(f"bad out_refund_no {out_refund_no!r}")
         if not 0 < amount <= total:
             raise Refused("a refund is more than 0 and at most the trade's total")
-        body: dict[str, Any] = {
+        body: RefundRequest = {
             "out_trade_no": out_trade_no,
             "out_refund_no": out_refund_no,
             "amount": {"refund": amount, "total": total, "currency": "CNY"},
