@@ -415,6 +415,13 @@ def test_a_bill_csv_without_columns_is_refused() -> None:
 # --- answers' and requests' signatures ---------------------------------------------------------
 
 
+def test_an_answer_with_escaped_slashes_is_believed(rig: Rig) -> None:
+    rig.standin.escape_slashes = True
+    page = rig.alipay.page_payment(charge("EPTSLASH"))
+    assert page.url == rig.standin.trades["EPTSLASH"].qr_code
+    assert page.url.startswith("https://qr.alipay.com/")
+
+
 def test_an_unsigned_answer_is_refused(rig: Rig) -> None:
     rig.standin.unsigned = True
     with pytest.raises(ProviderError, match="unsigned"):
@@ -565,6 +572,15 @@ def test_a_gbk_notification_is_read(rig: Rig) -> None:
         {"Content-Type": "application/x-www-form-urlencoded"}, body, rig.clock()
     )
     assert result.amount == 800
+
+
+def test_empty_fields_of_a_notification_are_signed_too(rig: Rig) -> None:
+    form = _notification(rig, body="", passback_params="")
+    assert form["body"] == ""
+    body = AlipayStandIn.encode_form(form)
+    assert rig.alipay.parse_notification(FORM, body, rig.clock()).amount == 800
+    without = {k: v for k, v in form.items() if k != "body"}  # dropping a signed empty field
+    assert "bad signature" in _rejected(rig, AlipayStandIn.encode_form(without))
 
 
 def test_a_refund_notification_is_not_a_payment(rig: Rig) -> None:

@@ -16,7 +16,8 @@ later by the stand-in's clock; ``2`` is declined (40004, 余额不足); ``3`` an
 (service unavailable) although the trade was paid (a query finds TRADE_SUCCESS); any other
 digit pays at once. ``down = True`` answers every call with HTTP 503;
 ``cancel_failures = n`` makes the next n cancels ask to be retried (``retry_flag=Y``);
-``unsigned`` and ``tamper`` spoil the answers' signatures.
+``unsigned`` and ``tamper`` spoil the answers' signatures; ``escape_slashes`` writes ``/``
+as ``\\/`` in answers signed unescaped (as Alipay sometimes does).
 
 Keys are made at run time (``new_rsa_key``); no private key is ever committed.
 """
@@ -45,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from eppark.payments.providers.alipay import (
     SHANGHAI,
     TIME_FORMAT,
+    notification_sign_content,
     response_key,
     rsa2_sign,
     rsa2_verify,
@@ -139,6 +141,7 @@ class AlipayStandIn:
         self.down = False
         self.unsigned = False
         self.tamper = False
+        self.escape_slashes = False
         self.cancel_failures = 0
         self.trades: dict[str, SimTrade] = {}
         self.calls: list[str] = []  # the methods called, in order
@@ -258,7 +261,7 @@ class AlipayStandIn:
     def sign_form(self, form: Mapping[str, str]) -> dict[str, str]:
         """``form`` with ``sign_type`` and ``sign`` as Alipay adds them to a notification."""
         fields = {k: v for k, v in form.items() if k not in ("sign", "sign_type")}
-        signature = rsa2_sign(self.alipay_key, sign_content(fields, drop=("sign", "sign_type")))
+        signature = rsa2_sign(self.alipay_key, notification_sign_content(fields))
         return {**fields, "sign_type": "RSA2", "sign": signature}
 
     @staticmethod
@@ -304,6 +307,8 @@ class AlipayStandIn:
             text = text.replace('"total_amount":"', '"total_amount":"1', 1)
         elif self.tamper:
             text = text.replace('"msg":"', '"msg":"x', 1)
+        if self.escape_slashes:  # as some of Alipay's answers are written, signed unescaped
+            text = text.replace("/", "\\/")
         if self.unsigned:
             return f'{{"{key}":{text}}}'.encode()
         return f'{{"{key}":{text},"sign":"{signature}"}}'.encode()

@@ -138,9 +138,20 @@ def to_fen(yuan: str) -> int:
 # --- signatures ----------------------------------------------------------------------------
 
 
-def sign_content(params: Mapping[str, str], *, drop: tuple[str, ...] = ("sign",)) -> str:
-    """What Alipay signs: ``k=v`` of the non-empty parameters, sorted by key, joined by ``&``."""
-    return "&".join(f"{k}={params[k]}" for k in sorted(params) if k not in drop and params[k])
+def sign_content(params: Mapping[str, str]) -> str:
+    """What a request's ``sign`` covers: ``k=v`` of the non-empty parameters but ``sign``, sorted.
+
+    (Alipay's SDKs build it so, ``getSignContent``; ``sign_type`` is included.)
+    """
+    return "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "sign" and params[k])
+
+
+def notification_sign_content(form: Mapping[str, str]) -> str:
+    """What a notification's ``sign`` covers: every field but ``sign`` and ``sign_type``, sorted.
+
+    Empty fields are kept (Alipay's SDKs, ``getSignCheckContentV1``), unlike a request's.
+    """
+    return "&".join(f"{k}={form[k]}" for k in sorted(form) if k not in ("sign", "sign_type"))
 
 
 def rsa2_sign(key: rsa.RSAPrivateKey, content: str) -> str:
@@ -422,7 +433,9 @@ class Alipay:
         text = signed_text(document, key)
         if text is None or json.loads(text) != body:
             raise ProviderError(f"Alipay {method}: cannot find the signed text of the answer")
-        if not rsa2_verify(self._alipay_key, text, signature):
+        if not rsa2_verify(self._alipay_key, text, signature) and not (
+            "\\/" in text and rsa2_verify(self._alipay_key, text.replace("\\/", "/"), signature)
+        ):  # Alipay's SDKs also accept a signature over the text with "\/" unescaped
             raise ProviderError(f"Alipay {method}: badly signed answer refused ({what})")
         return GatewayReply(
             code=code,
@@ -614,13 +627,15 @@ class Alipay:
         self, headers: Mapping[str, str], body: bytes, now: datetime
     ) -> TradeResult:
         """Verify and read Alipay's asynchronous notification (a signed form POST)."""
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("now must be an aware datetime")
         form = _notification_form(headers, body)
         signature = form.get("sign", "")
         if not signature:
             raise NotificationRejected("no sign")
         if form.get("sign_type", "RSA2") != "RSA2":
             raise NotificationRejected(f"sign_type {form.get('sign_type')!r} is not RSA2")
-        content = sign_content(form, drop=("sign", "sign_type"))
+        content = notification_sign_content(form)
         if not rsa2_verify(self._alipay_key, content, signature):
             raise NotificationRejected("bad signature")
         if form.get("app_id") != self.app_id:
