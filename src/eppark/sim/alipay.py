@@ -680,10 +680,17 @@ class AlipayStandIn:
                     self._send(503, b"Service Unavailable", "text/plain")
                     return
                 path, _, query = self.path.partition("?")
-                token = dict(parse_qsl(query)).get("fileId", "")
+                if path == "/downloadBillFile.resource":  # Alipay redirects to its file storage
+                    token = dict(parse_qsl(query)).get("fileId", "")
+                    self.send_response(302)
+                    self.send_header("Location", f"/bill-files/{token}.zip")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                token = path.removeprefix("/bill-files/").removesuffix(".zip")
                 with standin._lock:
                     day = standin._bills.get(token)
-                if path != "/downloadBillFile.resource" or day is None:
+                if not path.startswith("/bill-files/") or day is None:
                     self._send(404, b"not found", "text/plain")
                     return
                 self._send(200, standin.bill_zip(day), "application/zip")

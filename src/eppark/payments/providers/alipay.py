@@ -613,7 +613,7 @@ class Alipay:
             raise ProviderError(f"Alipay {method}: the answer has no bill_download_url")
         try:
             with self._client() as client:
-                response = client.get(url)
+                response = client.get(url, follow_redirects=True)  # on to Alipay's storage
         except httpx.HTTPError as exc:
             raise ProviderError(f"Alipay bill download: {type(exc).__name__}: {exc}") from exc
         if response.status_code != 200:
@@ -797,7 +797,7 @@ def _read(env: Mapping[str, str], name: str) -> str:
     if not path:
         raise ImproperlyConfigured(f"{name} is not set (needed with EPPARK_ALIPAY_APP_ID)")
     try:
-        return Path(path).read_text(encoding="ascii")
+        return Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ImproperlyConfigured(f"{name}: cannot read {path}: {exc}") from exc
 
