@@ -20,7 +20,7 @@ from eppark.evidence.links import public_url
 from eppark.lots.models import Lot
 from eppark.orders import placing
 from eppark.orders.models import Order, OrderState
-from eppark.payments import identity
+from eppark.payments import checkout, identity
 from eppark.payments.providers import NoProvider, for_page
 from eppark.payments.providers.base import ProviderError
 from eppark.payments.providers.base import Refused as ProviderRefused
@@ -274,8 +274,6 @@ def left_already(request: HttpRequest) -> HttpResponse:
 
 def start_payment(request: HttpRequest, order: Order, now: datetime, *, back: str) -> HttpResponse:
     """Send ``order`` to the provider of this phone's app: its cashier, or WeChat's JSAPI."""
-    from eppark.payments import checkout
-
     user_agent = str(request.headers.get("User-Agent", ""))
     driver = identity.known(request) or getattr(request, "_eppark_new_driver", None)
     result = result_path(order, back)

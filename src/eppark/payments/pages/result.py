@@ -19,6 +19,7 @@ from django.utils.translation import pgettext
 from django.views.decorators.cache import never_cache
 
 from eppark.orders.models import Order, OrderKind, OrderState
+from eppark.payments import checkout
 from eppark.payments.pages import common
 from eppark.payments.providers.base import ProviderError
 from eppark.payments.providers.base import Refused as ProviderRefused
@@ -63,8 +64,6 @@ def result(request: HttpRequest, token: str) -> HttpResponse:
         )
     now = common.now()
     if found.state == OrderState.PAYING:
-        from eppark.payments import checkout
-
         try:
             checkout.confirm_by_query(found, now)
         except (ProviderError, ProviderRefused) as exc:  # the next refresh asks again
