@@ -17,7 +17,8 @@ later by the stand-in's clock; ``2`` is declined (40004, 余额不足); ``3`` an
 digit pays at once. ``down = True`` answers every call with HTTP 503;
 ``cancel_failures = n`` makes the next n cancels ask to be retried (``retry_flag=Y``);
 ``unsigned`` and ``tamper`` spoil the answers' signatures; ``escape_slashes`` writes ``/``
-as ``\\/`` in answers signed unescaped (as Alipay sometimes does).
+as ``\\/`` in answers signed unescaped (as Alipay sometimes does); ``rewrite_answer``
+changes an answer's fields before it is signed (a signed answer about something else).
 
 Keys are made at run time (``new_rsa_key``); no private key is ever committed.
 """
@@ -142,6 +143,7 @@ class AlipayStandIn:
         self.unsigned = False
         self.tamper = False
         self.escape_slashes = False
+        self.rewrite_answer: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
         self.cancel_failures = 0
         self.trades: dict[str, SimTrade] = {}
         self.calls: list[str] = []  # the methods called, in order
@@ -301,9 +303,12 @@ class AlipayStandIn:
 
     def _respond(self, method: str, answer: _Answer) -> bytes:
         key = response_key(method) if method else "error_response"
-        text = json.dumps(answer.fields, ensure_ascii=False, separators=(",", ":"))
+        fields = answer.fields
+        if self.rewrite_answer is not None:
+            fields = self.rewrite_answer(method, dict(fields))
+        text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         signature = rsa2_sign(self.alipay_key, text)
-        if self.tamper and "total_amount" in answer.fields:
+        if self.tamper and "total_amount" in fields:
             text = text.replace('"total_amount":"', '"total_amount":"1', 1)
         elif self.tamper:
             text = text.replace('"msg":"', '"msg":"x', 1)
