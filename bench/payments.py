@@ -445,7 +445,7 @@ async def notification_opens(
         await asyncio.sleep(READ_AHEAD_S)
         notice = notices[index]
         headers = dict(notice["headers"])
-        content_type = headers.get("Content-Type", headers.get("content-type", "application/json"))
+        content_type = str(headers.get("Content-Type") or "application/json")
         http = await pool.get()
         try:
             sent = time.perf_counter()

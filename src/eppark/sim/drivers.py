@@ -23,14 +23,15 @@ a little and back away when the gate stays shut, as before.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
@@ -51,6 +52,7 @@ PAY = "立即支付"
 CONFIRM_PAY = "确认支付"
 PHONE = "手机号"
 LET_IN = "确认进场"
+OPEN_GATE = "开闸出场"  # nothing due (free period, paid before): the page lets the car out
 
 
 class Habit(StrEnum):
@@ -138,6 +140,7 @@ class Drivers:
         patience: tuple[float, float] = (20.0, 60.0),
         screen_timeout: float = 15.0,
         open_timeout: float = 60.0,
+        out: TextIO | None = None,
     ) -> None:
         self.rng = rng or random.Random(23)
         self.choose = choose or self._choose
@@ -145,6 +148,7 @@ class Drivers:
         self.patience = patience
         self.screen_timeout = screen_timeout
         self.open_timeout = open_timeout
+        self.out = out  # one JSON line per driver, when given
         self.busy: set[str] = set()  # robots with a driver in front of them
         self.outcomes: deque[Outcome] = deque(maxlen=1000)
         self.counts: Counter[tuple[str, str]] = Counter()  # (scenario, result) → how many
@@ -174,6 +178,9 @@ class Drivers:
             self.busy.discard(robot.code)
         self.outcomes.append(outcome)
         self.counts[(outcome.scenario, outcome.result)] += 1
+        if self.out is not None:
+            line = {"at": timezone.now().isoformat(timespec="seconds"), **asdict(outcome)}
+            print(json.dumps(line, ensure_ascii=False), file=self.out, flush=True)
         log.info(
             "driver %s at %s: %s → %s %s",
             outcome.plate or "无牌",
@@ -212,10 +219,11 @@ class Drivers:
             result, detail = await self._show_code(arrival, robot, watch, habit, display.qr)
         else:
             result, detail = await self._follow_page(arrival, display.qr)
-        if result in ("paid", "entered") and await self._opened(robot, watch, self.open_timeout):
+        done = ("paid", "entered", "free")
+        if result in done and await self._opened(robot, watch, self.open_timeout):
             await self._drive_through(robot)
-            return self._outcome(arrival, robot, habit, result)
-        if result in ("paid", "entered"):
+            return self._outcome(arrival, robot, habit, result, detail)
+        if result in done:
             detail = f"{detail} but the gate stayed shut".strip()
             result = f"{result}, gate shut"
         await self._back_away(arrival, robot, self.patience)
@@ -318,10 +326,9 @@ class Drivers:
         """Follow the pages: phone number, let in, pay, cashier, result."""
         confirmed = False
         for _step in range(40):
+            log.debug("driver's phone: %s %s", page.url, page.summary())
             if page.status >= 400:
                 return ("stuck", page.summary())
-            if page.says(PAID):
-                return ("paid", "")
             entry = page.form_with_button(LET_IN)
             if entry is not None:
                 form, button = entry
@@ -331,6 +338,10 @@ class Drivers:
                 if page.status >= 400 or page.form_with_button(LET_IN) is not None:
                     return ("stuck", page.summary())
                 return ("entered", number)
+            free = page.form_with_button(OPEN_GATE)
+            if free is not None:
+                page = await browser.submit(page, *free)
+                return ("free", "") if page.status < 400 else ("stuck", page.summary())
             cashier = page.form_with_button(CONFIRM_PAY)
             if cashier is not None:
                 await asyncio.sleep(self.rng.uniform(0.5, 2.0))  # reads the amount
@@ -348,6 +359,8 @@ class Drivers:
                     page, form, form.buttons[0] if form.buttons else None, {field.name: number}
                 )
                 continue
+            if page.says(PAID):  # the result page (a page asking to pay says it too: 支付成功后…)
+                return ("paid", "")
             link = page.link(PAY) or page.link(CONFIRM_PAY)
             if link is not None:
                 page = await browser.open(link)

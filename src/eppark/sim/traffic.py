@@ -15,7 +15,8 @@ car gone and the visit says so.
 
 ``seed_cars_inside`` puts a realistic set of cars inside each lot when the
 demo starts (pass holders, including some whose pass has since expired, and
-temp cars that entered hours ago), so exits have something to do.
+temp cars that entered hours ago, unplated cars that registered at the entry
+QR), so exits have something to do.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from django.utils import timezone
 from eppark.devices.keys import key_digest
 from eppark.devices.lpr import ADAPTERS, Vendor
 from eppark.devices.models import Camera
+from eppark.domain.billing import temp_plate
 from eppark.domain.decide import PassStatus
 from eppark.domain.plates import LETTERS, PROVINCES
 from eppark.lots.models import Gate, Lot
@@ -49,7 +51,7 @@ from eppark.sim.robot import SimRobot
 
 if TYPE_CHECKING:
     from eppark.sim.drivers import Drivers, Watch
-from eppark.stays.models import EnteredAs, GateVisit, Stay
+from eppark.stays.models import EnteredAs, GateVisit, Resolution, Stay, UnplatedTicket
 
 log = logging.getLogger(__name__)
 DAY = timedelta(days=1)
@@ -158,7 +160,41 @@ def seed_cars_inside(now: datetime, seed: int = 7) -> int:
                 entry_gate=entry,
             )
             created += 1
+        if entry is not None:
+            created += _park_unplated(rng, lot, entry, now, 2)
     return created
+
+
+def _park_unplated(rng: random.Random, lot: Lot, entry: Gate, now: datetime, count: int) -> int:
+    """Unplated cars that registered at the entry QR hours ago (their drivers know the phone)."""
+    for _ in range(count):
+        entered = now - timedelta(minutes=rng.randint(90, 600))
+        plate = temp_plate(UnplatedTicket.objects.filter(lot=lot).count() + 1)
+        stay = Stay.objects.create(
+            lot=lot,
+            plate=plate,
+            entered_as=EnteredAs.UNPLATED,
+            entered_at=entered,
+            entry_gate=entry,
+        )
+        visit = GateVisit.objects.create(
+            gate=entry,
+            lot=lot,
+            plate="",
+            arrived_at=entered,
+            scenario="entry.unplated",
+            decision={},
+            expected_action="unplated_entry_scan",
+            opened=True,
+            resolved_at=entered,
+            resolution=Resolution.OPENED,
+            stay=stay,
+        )
+        phone = f"1{rng.choice('3578')}{rng.randint(0, 999_999_999):09d}"
+        UnplatedTicket.objects.create(
+            lot=lot, temp_plate=plate, phone=phone, stay=stay, entry_visit=visit
+        )
+    return count
 
 
 def _park_shared_group_over(lot: Lot, valid: Any, entry: Gate | None, now: datetime) -> int:

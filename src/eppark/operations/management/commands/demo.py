@@ -81,6 +81,8 @@ class Command(BaseCommand):
             out.write(f"{label:<14}{username} / {DEMO_PASSWORD}  ({role})")
         log_path = Path(settings.VAR_DIR) / "sim-robots.jsonl"
         out.write(f"MQTT broker:  {mqtt_url()} (robots' commands logged to {log_path})")
+        drivers_log = log_path.with_name("sim-drivers.jsonl")
+        out.write(f"Drivers:      scan, pay, show payment codes or do nothing ({drivers_log})")
         if options["no_serve"]:
             return
         out.write("Serving with simulated robots and traffic; press Ctrl+C to stop.")
@@ -113,9 +115,14 @@ async def _run(
 ) -> None:
     url = mqtt_url()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a", encoding="utf-8", buffering=1) as log:
+    drivers_path = log_path.with_name("sim-drivers.jsonl")
+    with (
+        log_path.open("a", encoding="utf-8", buffering=1) as log,
+        drivers_path.open("a", encoding="utf-8", buffering=1) as drivers_log,
+    ):
         robots = {code: SimRobot(code, pw, url, out=log) for code, pw in passwords.items()}
-        drivers = Drivers()  # they scan, pay, show payment codes, or do nothing
+        # the drivers scan and pay, show payment codes, or do nothing (one JSON line each)
+        drivers = Drivers(out=drivers_log)
         traffic = Traffic(f"http://{host}:{port}", robots, interval=interval, drivers=drivers)
         tasks = [robot.run for robot in robots.values()]
         # the back office's daily reconciliation, kept up to date as the drivers pay
