@@ -29,7 +29,7 @@ import random
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, TextIO
 
@@ -85,6 +85,15 @@ FEE_HABITS: tuple[tuple[Habit, int], ...] = (
 )
 PAGE_HABITS: tuple[tuple[Habit, int], ...] = ((Habit.PAGE, 85), (Habit.IDLE, 15))
 
+BROWSERS: tuple[tuple[str, int], ...] = (
+    (phones.SAFARI, 2),
+    (phones.WECHAT, 4),
+    (phones.ALIPAY, 3),
+)
+"""Where drivers open a QR code to pay: a phone's browser, or inside WeChat or Alipay (the
+sandbox then plays that app's provider). An unplated car's driver uses the browser and a phone
+number, the number they give again at the exit."""
+
 LAST_DIGIT = {
     Habit.CODE: "0456789",
     Habit.CODE_SLOW: "1",
@@ -114,6 +123,7 @@ class Watch:
 
     cmd_id: str | None
     opens: int
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,7 @@ class Drivers:
         screen_timeout: float = 15.0,
         open_timeout: float = 60.0,
         out: TextIO | None = None,
+        browsers: tuple[tuple[str, int], ...] = BROWSERS,
     ) -> None:
         self.rng = rng or random.Random(23)
         self.choose = choose or self._choose
@@ -149,6 +160,7 @@ class Drivers:
         self.screen_timeout = screen_timeout
         self.open_timeout = open_timeout
         self.out = out  # one JSON line per driver, when given
+        self.browsers = browsers
         self.busy: set[str] = set()  # robots with a driver in front of them
         self.outcomes: deque[Outcome] = deque(maxlen=1000)
         self.counts: Counter[tuple[str, str]] = Counter()  # (scenario, result) → how many
@@ -157,7 +169,7 @@ class Drivers:
     @staticmethod
     def watch(robot: SimRobot) -> Watch:
         """Note the robot's screen and opens before the car's plate is read."""
-        return Watch(robot.screen.cmd_id, len(robot.opened))
+        return Watch(robot.screen.cmd_id, len(robot.opened), timezone.now())
 
     def _choose(self, arrival: Arrival) -> Habit:
         table = FEE_HABITS if arrival.scenario in FEE_DUE else PAGE_HABITS
@@ -205,7 +217,7 @@ class Drivers:
         ):
             # nothing the driver can do here (refused, no record, or the gate opens after
             # the prompt): drive through if it opens, else back away after a while
-            if await self._opened(robot, watch, timeout=5.0):
+            if await self._opened(arrival, robot, watch, timeout=5.0):
                 await self._drive_through(robot)
                 return self._outcome(arrival, robot, "-", "opened")
             await self._back_away(arrival, robot, self.patience)
@@ -220,7 +232,7 @@ class Drivers:
         else:
             result, detail = await self._follow_page(arrival, display.qr)
         done = ("paid", "entered", "free")
-        if result in done and await self._opened(robot, watch, self.open_timeout):
+        if result in done and await self._opened(arrival, robot, watch, self.open_timeout):
             await self._drive_through(robot)
             return self._outcome(arrival, robot, habit, result, detail)
         if result in done:
@@ -249,12 +261,18 @@ class Drivers:
         return None
 
     @staticmethod
-    async def _opened(robot: SimRobot, watch: Watch, timeout: float) -> bool:
-        """Wait until the robot's relay pulses for this car."""
+    async def _opened(arrival: Arrival, robot: SimRobot, watch: Watch, timeout: float) -> bool:
+        """Wait until the barrier rises for this car: the robot's relay, or the camera's own."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
+        checked = 0.0
+        while (now := asyncio.get_running_loop().time()) < deadline:
             if len(robot.opened) > watch.opens:
                 return True
+            if now - checked >= 0.5:  # a gate opened by its camera: the driver sees it rise
+                checked = now
+                opened = sync_to_async(_visit_opened, thread_sensitive=False)
+                if await opened(arrival.camera_id, arrival.plate or "", watch.at):
+                    return True
             await asyncio.sleep(0.1)
         return False
 
@@ -315,9 +333,13 @@ class Drivers:
             if known is None:
                 return ("stuck", "no unplated ticket of this lot to leave with")
             number = known
+        browser_kind = phones.SAFARI
+        if arrival.scenario not in ("entry.unplated", "exit.unplated"):
+            kinds = [kind for kind, _weight in self.browsers]
+            browser_kind = self.rng.choices(kinds, [w for _kind, w in self.browsers])[0]
         self._phones_in_use.add(number)
         try:
-            async with Phone(phones.SAFARI, rng=self.rng) as browser:
+            async with Phone(browser_kind, rng=self.rng) as browser:
                 return await self._walk(browser, await browser.open(url), number)
         finally:
             self._phones_in_use.discard(number)
@@ -385,6 +407,23 @@ class Drivers:
         for (scenario, result), count in sorted(self.counts.items()):
             lines.append(f"{scenario:28} {result:24} {count}")
         return "\n".join(lines)
+
+
+def _visit_opened(camera_id: int, plate: str, since: datetime) -> bool:
+    """Whether the car's visit at the camera's gate (since ``since``) has had its gate opened."""
+    from eppark.devices.models import Camera
+    from eppark.stays.models import GateVisit
+
+    close_old_connections()
+    try:
+        gate_id = Camera.objects.filter(pk=camera_id).values_list("gate_id", flat=True).first()
+        if gate_id is None:
+            return False
+        return GateVisit.objects.filter(
+            gate_id=gate_id, plate=plate, arrived_at__gte=since - timedelta(seconds=5), opened=True
+        ).exists()
+    finally:
+        connection.close()
 
 
 def _unplated_phones(lot_code: str) -> list[str]:
