@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
 
 from eppark.lots.models import Lot
 from eppark.orders.models import Order
@@ -29,7 +29,7 @@ from eppark.stays.models import Stay
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RETURN = "/q/result-of-the-payment"
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture
