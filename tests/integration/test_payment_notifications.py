@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,12 +27,13 @@ from django.utils import timezone
 from eppark.lots.models import Lot
 from eppark.orders.models import Order
 from eppark.orders.placing import order_for_stay
-from eppark.payments import checkout
+from eppark.payments import checkout, providers
 from eppark.payments.delivery import BACKOFF, deliver_due
 from eppark.payments.models import Notification, SandboxDelivery, SandboxTrade
 from eppark.payments.providers import sandbox
 from eppark.payments.providers.base import ProviderError
 from eppark.payments.providers.sandbox import Sandbox
+from eppark.sim import wechatpay as wechatpay_sim
 from eppark.stays.models import Stay
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -410,3 +412,33 @@ def test_an_unknown_trade_gets_a_clear_page(world: World) -> None:
     page = world.http.get(f"{world.url}/sandbox/cashier/{token}/")
     assert page.status_code == 404
     assert "查无此笔支付" in page.text
+
+
+# --- with a real provider configured the sandbox is off -----------------------------------
+
+
+@pytest.fixture
+def wechat_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """WeChat Pay configured from the environment (keys made up here); the registry re-read."""
+    env = wechatpay_sim.write_environ(
+        wechatpay_sim.generate_keys(), tmp_path / "wechatpay", "http://127.0.0.1:9"
+    )
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    providers.configured.cache_clear()
+    try:
+        yield
+    finally:
+        providers.configured.cache_clear()
+
+
+def test_the_sandbox_is_off_once_a_real_provider_is_configured(
+    world: World, wechat_configured: None
+) -> None:
+    assert not providers.sandbox_on()
+    token = sandbox.cashier_token(world.order.out_trade_no, "wechat")
+    assert world.http.get(f"{world.url}/sandbox/cashier/{token}/").status_code == 404
+    body = body_for(world.order)
+    assert world.post(body, sandbox.signed_headers(body, timezone.now())).status_code == 404
+    assert world.reload().state == "created"
+    assert not Notification.objects.exists()
