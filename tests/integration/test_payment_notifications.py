@@ -24,6 +24,7 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
+from eppark.devices.models import Command
 from eppark.lots.models import Lot
 from eppark.orders.models import Order
 from eppark.orders.placing import order_for_stay
@@ -34,7 +35,8 @@ from eppark.payments.providers import sandbox
 from eppark.payments.providers.base import ProviderError
 from eppark.payments.providers.sandbox import Sandbox
 from eppark.sim import wechatpay as wechatpay_sim
-from eppark.stays.models import Stay
+from eppark.stays.models import GateVisit, Stay
+from tests.integration.test_gate_loop import Site, opened
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -442,3 +444,55 @@ def test_the_sandbox_is_off_once_a_real_provider_is_configured(
     assert world.post(body, sandbox.signed_headers(body, timezone.now())).status_code == 404
     assert world.reload().state == "created"
     assert not Notification.objects.exists()
+
+
+# --- the whole way: a car waiting at the exit pays at the cashier and the gate opens -------
+
+
+def test_a_car_waiting_at_the_exit_pays_at_the_cashier_and_the_gate_opens(
+    live_server: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.EPPARK_PUBLIC_URL = live_server.url
+    monkeypatch.setitem(connections.settings[DEFAULT_DB_ALIAS], "CONN_MAX_AGE", 0)
+    site = Site(confirm=False)
+    stay = Stay.objects.create(
+        lot=site.lot,
+        plate="粤B88888",
+        entered_as="temp",
+        entered_at=timezone.now() - timedelta(hours=2.5),
+        entry_gate=site.gates["entry"],
+    )
+    assert not opened(site.push("exit", "粤B88888"))  # the robot asks for the fee
+    visit = GateVisit.objects.get(scenario="exit.temp_unpaid")
+    order = order_for_stay(stay, timezone.now(), visit=visit)
+    assert order is not None
+    page = checkout.start_page_payment(
+        order, Sandbox("wechat"), return_url=RETURN, now=timezone.now()
+    )
+    with httpx.Client(timeout=10, trust_env=False) as http:
+        cashier = http.get(page.url)
+        assert f"¥{order.amount / 100:.2f}" in cashier.text
+        confirmed = http.post(
+            page.url.split("?")[0],
+            data={
+                "csrfmiddlewaretoken": form_token(cashier.text),
+                "action": "confirm",
+                "return": RETURN,
+            },
+            headers={"Referer": page.url},
+        )
+    assert confirmed.status_code == 302
+    before = Command.objects.count()
+    now = timezone.now()
+    assert deliver_due(now) == 1  # the notification over HTTP: paid, the gate opens
+    new = list(Command.objects.order_by("pk"))[before:]
+    assert [c.args["voice"] for c in new if c.cmd == "present"] == ["一路平安"]
+    assert [c.cmd for c in new if c.cmd == "open"] == ["open"]
+    order.refresh_from_db()
+    assert order.state == "paid"
+    visit.refresh_from_db()
+    assert visit.opened
+    count = Command.objects.count()
+    assert deliver_due(now + timedelta(seconds=3)) == 1  # the duplicate opens nothing more
+    assert Command.objects.count() == count
+    assert [n.verdict for n in Notification.objects.order_by("pk")] == ["pays", "duplicate"]
