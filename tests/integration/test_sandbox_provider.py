@@ -465,6 +465,7 @@ def test_start_page_payment_sends_the_order_to_the_cashier(order: Order) -> None
         order, provider, payer="", return_url="/q/abc/result", now=timezone.now()
     )
     assert "/sandbox/cashier/" in page.url
+    assert order.state == "paying"  # the caller's copy too
     order.refresh_from_db()
     assert (order.state, order.provider, order.channel) == ("paying", "sandbox", "alipay")
     trade = SandboxTrade.objects.get()

@@ -46,6 +46,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from eppark.evidence.links import public_url
 from eppark.payments.models import SandboxDelivery, SandboxTrade
@@ -160,7 +161,9 @@ def safe_return_url(return_url: str) -> str:
             raise Refused("return_url must be a path on this site")
         path = parts.path or "/"
         return path + (f"?{parts.query}" if parts.query else "")
-    if not return_url.startswith("/"):
+    if not return_url.startswith("/") or not url_has_allowed_host_and_scheme(
+        return_url, allowed_hosts=None
+    ):
         raise Refused("return_url must be a path on this site")
     return return_url
 
