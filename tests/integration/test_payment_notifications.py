@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -496,3 +497,30 @@ def test_a_car_waiting_at_the_exit_pays_at_the_cashier_and_the_gate_opens(
     assert deliver_due(now + timedelta(seconds=3)) == 1  # the duplicate opens nothing more
     assert Command.objects.count() == count
     assert [n.verdict for n in Notification.objects.order_by("pk")] == ["pays", "duplicate"]
+
+
+def test_copies_arriving_at_the_same_moment_pay_once(world: World) -> None:
+    paid_at_cashier(world)
+    delivery = SandboxDelivery.objects.order_by("pk").first()
+    assert delivery is not None
+    body = delivery.body.encode()
+    answers: list[int] = []
+    start_together = threading.Barrier(4)
+
+    def send() -> None:
+        with httpx.Client(timeout=10, trust_env=False) as http:
+            headers = sandbox.signed_headers(body, timezone.now())
+            start_together.wait()
+            answers.append(http.post(world.notify, content=body, headers=headers).status_code)
+
+    senders = [threading.Thread(target=send) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    assert answers == [204] * 4
+    verdicts = sorted(v for v, _ in notifications())
+    assert verdicts == ["duplicate", "duplicate", "duplicate", "pays"]
+    order = world.reload()
+    assert order.state == "paid"
+    assert not order.needs_review
