@@ -180,3 +180,33 @@ def test_alipay_forged_and_wrong_amount_notifications(rig: Rig) -> None:
     assert order.state == "paying"
     assert order.needs_review
     assert verdicts() == ["rejected", "mismatch"]
+
+
+def test_checkout_when_wechat_pay_is_down(rig: Rig) -> None:
+    provider = providers.for_channel("wechat")
+    rig.wechat.go_down("503")
+    with pytest.raises(checkout.PaymentUnavailable):
+        checkout.start_page_payment(rig.order, provider, return_url=RETURN, now=timezone.now())
+    assert (rig.reload().state, rig.reload().provider) == ("created", "")
+    rig.wechat.come_back()
+    checkout.start_page_payment(rig.order, provider, return_url=RETURN, now=timezone.now())
+    rig.wechat.go_down("refuse")
+    assert checkout.confirm_by_query(rig.order, timezone.now()) is None
+    assert checkout.close_order(rig.order, timezone.now()) is False  # unknown: try later
+    assert rig.reload().state == "paying"
+    rig.wechat.come_back()
+    assert checkout.close_order(rig.order, timezone.now()) is True
+    assert rig.reload().state == "closed"
+    assert rig.wechat.trades[rig.order.out_trade_no].state == "CLOSED"
+
+
+def test_the_result_page_query_settles_before_the_notification(rig: Rig) -> None:
+    provider = providers.for_channel("wechat")
+    checkout.start_page_payment(rig.order, provider, return_url=RETURN, now=timezone.now())
+    rig.wechat.pay(rig.order.out_trade_no)
+    settled = checkout.confirm_by_query(rig.order, timezone.now())
+    assert settled is not None
+    assert settled.verdict == "pays"
+    assert rig.reload().state == "paid"
+    assert rig.wechat.notify(rig.order.out_trade_no) == [204]  # arrives later: a duplicate
+    assert verdicts() == ["duplicate"]
