@@ -266,6 +266,18 @@ def test_inside_wechat_the_app_user_is_the_driver_no_phone_needed(site: Site) ->
     assert "立即支付" in body
 
 
+def test_an_app_user_posting_first_keeps_the_id_the_ticket_was_made_for(site: Site) -> None:
+    site.push("entry", None)
+    phone = Client(HTTP_USER_AGENT=WECHAT)
+    posted = phone.post(site.qr_path("entry"), {})  # no page shown before: a new user id
+    assert posted.status_code == 302
+    assert DRIVER_COOKIE in posted.cookies
+    ticket = UnplatedTicket.objects.get()
+    Stay.objects.filter(pk=ticket.stay_id).update(entered_at=timezone.now() - timedelta(minutes=90))
+    site.push("exit", None)
+    assert "临000001" in text(phone.get(site.qr_path("exit")))
+
+
 def test_a_code_whose_car_was_followed_by_another_lets_nobody_in(site: Site) -> None:
     site.push("entry", None)
     path = site.qr_path("entry")
