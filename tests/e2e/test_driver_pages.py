@@ -94,6 +94,7 @@ def test_an_unplated_car_gets_in_and_out_paying_on_the_phone(
     base = live_server.url
     site.push("entry", None)
     open_qr(phone, base, site, "entry")
+    phone.screenshot(path="/tmp/eppark-unplated-entry.png")
     phone.get_by_label("手机号").fill("13800138000")
     phone.get_by_role("button", name="确认进场").click()
     expect(phone.locator("#temp-plate")).to_have_text(billing.temp_plate(1))
@@ -153,5 +154,6 @@ def test_an_expired_pass_renews_on_the_phone(site: Site, phone: Page, live_serve
 def test_a_bad_qr_code_gets_a_page_not_an_error(phone: Page, live_server: Any) -> None:
     phone.goto(live_server.url + "/q/not-a-token")
     expect(phone.get_by_text(re.compile("二维码无效"))).to_be_visible()
+    phone.screenshot(path="/tmp/eppark-bad-qr.png")
     fits_the_screen(phone)
     assert urlsplit(phone.url).path == "/q/not-a-token"

@@ -555,6 +555,24 @@ def test_an_expired_pass_renews_at_the_exit_and_the_gate_opens(site: Site) -> No
     assert len(site.commands("exit", "open")) == 1
 
 
+def test_an_expired_pass_renews_at_the_entry_and_the_car_comes_home(site: Site) -> None:
+    monthly = site.give_pass("粤B88888", expired_days=2)
+    visit = site.push("entry", "粤B88888")
+    assert visit.scenario == "entry.monthly_expired"
+    phone = Client()
+    path = site.qr_path("entry")
+    result = pay_at_cashier(phone, phone.post(path, {"step": "pay", "months": "1"}))
+    body = text(result)
+    assert "支付成功" in body
+    assert "¥300.00" in body
+    assert "道闸已打开，欢迎回家" in body
+    monthly.refresh_from_db()
+    assert monthly.valid_until > timezone.now()
+    assert site.voices("entry")[-1] == "欢迎回家"
+    assert len(site.commands("entry", "open")) == 1
+    assert Stay.objects.get(plate="粤B88888").entered_as == "pass"
+
+
 def test_a_lapsed_pass_is_told_to_contact_the_management_office(site: Site) -> None:
     monthly = site.give_pass("粤B88888", expired_days=5)
     site.push("exit", "粤B88888")
