@@ -17,7 +17,8 @@ admin.site.index_title = _("Lots, devices, passes and orders")
 urlpatterns = [
     # "/" and the admin's "view site" link lead to the console
     path("", RedirectView.as_view(pattern_name="console:city"), name="home"),
-    path("q/<str:token>", qr_page, name="qr"),  # robots' QR codes (payments later)
+    path("q/<str:token>", qr_page, name="qr"),  # robots' QR codes: the drivers' pages
+    path("", include("eppark.payments.page_urls")),  # /pay/<token>/, /lot/<code>/, /wx/oauth/
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("devices/", include("eppark.devices.urls")),

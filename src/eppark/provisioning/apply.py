@@ -164,6 +164,12 @@ class _Provisioner:
             expired_grace_days=plan.expired_grace_days,
             expired_payable_days=plan.expired_payable_days,
             timezone=plan.timezone,
+            monthly_price=plan.monthly_price,
+            renewal_offers=(
+                [{"months": m, "price": p} for m, p in plan.renewal_offers]
+                if plan.renewal_offers is not None
+                else None
+            ),
         )
         lot = Lot.objects.filter(code=plan.code).first()
         grace = values.get(

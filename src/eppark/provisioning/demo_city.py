@@ -67,6 +67,24 @@ _LOTS: tuple[tuple[str, str, float, float, int, bool, int, int, dict[str, Any]],
     ),
 )  # fmt: skip
 
+# A monthly pass's price (fen per month), and the lots that sell longer renewals cheaper.
+_MONTHLY_PRICE = {
+    "caike": 30000,
+    "sz-bay-eco": 45000,
+    "mixc-luohu": 80000,
+    "chegongmiao": 35000,
+    "futian-cbd": 90000,
+    "longhua-north": 40000,
+    "baoan-center": 25000,
+}
+_RENEWAL_OFFERS: dict[str, list[dict[str, int]]] = {
+    "mixc-luohu": [
+        {"months": 1, "price": 80000},
+        {"months": 3, "price": 228000},
+        {"months": 12, "price": 864000},
+    ],
+}
+
 # Which operator looks after which lots.
 _OPERATORS = (
     ("op-nanshan", "南山运营", ("caike", "sz-bay-eco")),
@@ -111,6 +129,8 @@ def demo_city(now: datetime, seed: int = 1) -> dict[str, Any]:
                 "tariff": tariff,
                 "expired_grace_days": 3,
                 "expired_payable_days": 7,
+                "monthly_price": _MONTHLY_PRICE[code],
+                "renewal_offers": _RENEWAL_OFFERS.get(code, []),
                 "timezone": "Asia/Shanghai",
                 "gates": gates,
                 "passes": [_pass(rng, now, k, plates) for k in range(pass_count)],

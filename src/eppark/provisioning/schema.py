@@ -93,6 +93,8 @@ _LOT_KEYS = (
     "tariff",
     "expired_grace_days",
     "expired_payable_days",
+    "monthly_price",
+    "renewal_offers",
     "timezone",
     "gates",
     "passes",
@@ -182,6 +184,8 @@ class LotPlan:
     timezone: str | None
     gates: tuple[GatePlan, ...]
     passes: tuple[PassPlan, ...]
+    monthly_price: int | None = None
+    renewal_offers: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -415,6 +419,8 @@ def _lot(value: Any, path: str, registry: _Registry) -> LotPlan:
             join(path, where),
             f"grace ({effective_grace} days) must not exceed payable ({effective_payable} days)",
         )
+    monthly_price = _optional(data, "monthly_price", path, _fen)
+    offers = _optional(data, "renewal_offers", path, _renewal_offers)
     zone = _optional(data, "timezone", path, _timezone)
     gates = tuple(
         _gate(item, join(join(path, "gates"), k), code, registry)
@@ -439,7 +445,41 @@ def _lot(value: Any, path: str, registry: _Registry) -> LotPlan:
         zone,
         gates,
         passes,
+        monthly_price,
+        offers,
     )
+
+
+MAX_RENEWAL_MONTHS = 120
+
+
+def _fen(value: Any, path: str) -> int:
+    """An amount of money in fen (分), 0 or more: 30000 is ¥300.00."""
+    fen = integer(value, path, minimum=0)
+    if fen > INT_MAX:
+        raise BadInput(path, f"must be at most {INT_MAX} fen")
+    return fen
+
+
+def _renewal_offers(value: Any, path: str) -> tuple[tuple[int, int], ...]:
+    """A lot's renewal options: ``[{months, price}]``, each length once; ``[]`` for the default."""
+    seen: set[int] = set()
+    offers = []
+    for k, item in enumerate(_items(value, path)):
+        where = join(path, k)
+        data = obj(item, where)
+        _known(data, ("months", "price"), where)
+        months = integer(require(data, "months", where), join(where, "months"), minimum=1)
+        if months > MAX_RENEWAL_MONTHS:
+            raise BadInput(join(where, "months"), f"must be at most {MAX_RENEWAL_MONTHS}")
+        if months in seen:
+            raise BadInput(join(where, "months"), f"{months} months is offered twice")
+        seen.add(months)
+        price = _fen(require(data, "price", where), join(where, "price"))
+        if price == 0:
+            raise BadInput(join(where, "price"), "must be more than 0 fen")
+        offers.append((months, price))
+    return tuple(sorted(offers))
 
 
 def _capacity(value: Any, path: str) -> int:

@@ -1,11 +1,14 @@
 """What a driver's phone shows on opening a robot's QR code (``/q/<signed token>``).
 
-Payments do not exist yet: the page says which lot and gate the code belongs
-to, what it is for, and that paying by phone is coming, so the driver presses
-the robot's call button. A later issue replaces this view with the payment
-flow; the token format is ``eppark.stays.present.qr_url``'s. A forged,
-damaged or expired token, or a visit that no longer exists, gets a friendly
-page (400 / 404), never a debug page.
+The token (``eppark.stays.present.qr_url``: ``django.core.signing``, salt
+``eppark.qr``) names the QR's purpose (``eppark.domain.scenarios.Qr``) and the
+gate visit it was shown for; this checks it and hands the visit to its flow
+(``eppark.payments.pages.qr``): unplated entry and exit, temp quick-pay,
+monthly renewal. A token is good for ``QR_MAX_AGE_S`` after the robot showed
+it: as long as a car counts as waiting at a gate
+(``eppark.stays.let_through.STILL_WAITING``). A forged, damaged or expired
+token, or a visit that no longer exists, gets a friendly page (400 / 404),
+never a debug page; so does a token whose car has already left (410).
 """
 
 from __future__ import annotations
@@ -17,22 +20,18 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 
 from eppark.domain.scenarios import Qr
+from eppark.stays.let_through import STILL_WAITING
 from eppark.stays.models import GateVisit
 
-# How long a QR code stays good after the robot showed it (seconds).
-QR_MAX_AGE_S = 24 * 3600
-
-PURPOSES = {
-    Qr.UNPLATED_ENTRY: _("Register your unplated car's entry"),
-    Qr.MONTHLY_RENEWAL: _("Renew your monthly pass"),
-    Qr.TEMP_PAYMENT: _("Pay the parking fee"),
-    Qr.UNPLATED_EXIT: _("Pay for your unplated car's stay"),
-}
+QR_MAX_AGE_S = int(STILL_WAITING.total_seconds())
+"""How long a QR code stays good after the robot showed it (seconds): 30 minutes."""
 
 
 @never_cache
 def qr_page(request: HttpRequest, token: str) -> HttpResponse:
-    """The QR code's landing page (payments pending), or a friendly error page."""
+    """The QR code's page for its visit, or a friendly error page."""
+    from eppark.payments.pages import qr as flows
+
     try:
         claim = signing.loads(token, salt="eppark.qr", max_age=QR_MAX_AGE_S)
         kind, visit_id = Qr(claim["k"]), int(claim["v"])
@@ -43,9 +42,9 @@ def qr_page(request: HttpRequest, token: str) -> HttpResponse:
     visit = GateVisit.objects.select_related("gate", "lot").filter(pk=visit_id).first()
     if visit is None:
         return _error(request, _("This visit is no longer on record."), status=404)
-    context = {"visit": visit, "purpose": PURPOSES[kind]}
-    return render(request, "stays/qr_page.html", context)
+    return flows.serve(request, kind, visit)
 
 
 def _error(request: HttpRequest, message: object, *, status: int = 400) -> HttpResponse:
-    return render(request, "stays/qr_error.html", {"message": message}, status=status)
+    context = {"title": _("QR code"), "text": message, "call_hint": True, "tone": "notice"}
+    return render(request, "payments/pages/message.html", context, status=status)
