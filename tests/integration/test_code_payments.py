@@ -11,6 +11,9 @@ charged) and the robot is told what happened through the outbox.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -20,6 +23,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.db import connection
 from django.utils import timezone
 
 from eppark.devices.models import Command, RobotEvent
@@ -431,3 +435,69 @@ def test_with_the_provider_down_the_code_is_charged_once_and_the_order_left_to_t
     last = Command.objects.filter(cmd="present").order_by("-created_at", "-pk").first()
     assert last is not None
     assert last.args["voice"] == codepay.FAILED + codepay.UNREACHABLE_REASON
+
+
+# --- `eppark payments`, a process of its own -------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class GatewayOnly(PayWorld):
+    """``PayWorld`` without the in-process worker: ``eppark payments`` runs it elsewhere."""
+
+    def __init__(self, broker: TestBroker) -> None:
+        World.__init__(self, broker)
+
+
+def _test_database_url() -> str:
+    params = connection.settings_dict
+    user = params.get("USER") or "postgres"
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    host = params.get("HOST") or "127.0.0.1"
+    port = params.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{params['NAME']}"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a process of its own: PostgreSQL")
+def test_eppark_payments_charges_the_code_from_a_process_of_its_own(
+    mosquitto: TestBroker, tmp_path: Path
+) -> None:
+    world = GatewayOnly(mosquitto)
+    log_file = tmp_path / "payments.log"
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=_test_database_url(),
+        EPPARK_SECRET_KEY="payments-process-test-secret",
+        EPPARK_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("PYTEST_VERSION", None)
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        visit = world.car_waiting_at_exit()
+        with log_file.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "eppark", "payments"],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        world.scan(wechat_code("0"))
+        # its robot commands reach the gateway of this test by NOTIFY (or its poll)
+        wait_until(lambda: world.sims[EXIT].opens == 1, timeout=60, what="the exit gate opened")
+        visit.refresh_from_db()
+        assert visit.opened
+        assert Order.objects.get().state == OrderState.PAID
+        assert CodePayment.objects.get().state == CodeState.SUCCEEDED
+        process.terminate()
+        assert process.wait(30) == 0  # SIGTERM: a clean stop
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        world.close()
+    output = log_file.read_text()
+    assert "Payments worker running" in output
+    assert "code payments failed" not in output, output[-3000:]
+    assert "step failed" not in output, output[-3000:]

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -245,3 +246,11 @@ def test_the_worker_runs_the_jobs_in_its_round() -> None:
     order.refresh_from_db()
     assert order.state == OrderState.CLOSED
     assert codepay.orders_under_way() == set()
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="on PostgreSQL it runs")
+def test_eppark_payments_as_a_process_of_its_own_needs_postgresql() -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="PostgreSQL"):
+        call_command("payments")
