@@ -23,4 +23,5 @@ urlpatterns = [
     path("devices/", include("eppark.devices.urls")),
     path("console/", include("eppark.console.urls")),
     path("evidence/", include("eppark.evidence.urls")),  # photos by record or signed link
+    path("", include("eppark.payments.urls")),  # notifications, the sandbox's cashier
 ]

@@ -252,6 +252,7 @@ class SandboxTrade(models.Model):
     confirms_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     refunded = models.PositiveIntegerField(default=0)
+    refunds = models.JSONField(default=dict, blank=True)  # out_refund_no → fen (idempotent refunds)
 
     class Meta:
         verbose_name = _("sandbox trade")
