@@ -422,6 +422,14 @@ def test_an_answer_with_escaped_slashes_is_believed(rig: Rig) -> None:
     assert page.url.startswith("https://qr.alipay.com/")
 
 
+def test_a_signed_answer_about_another_trade_is_refused(rig: Rig) -> None:
+    rig.alipay.codepay(charge("EPTOTHER"), "286000000000000000")
+    rig.alipay.codepay(charge("EPTMINE"), "286000000000000001")
+    rig.standin.rewrite_answer = lambda method, fields: {**fields, "out_trade_no": "EPTOTHER"}
+    with pytest.raises(ProviderError, match="answered about EPTOTHER"):
+        rig.alipay.query("EPTMINE")
+
+
 def test_an_unsigned_answer_is_refused(rig: Rig) -> None:
     rig.standin.unsigned = True
     with pytest.raises(ProviderError, match="unsigned"):

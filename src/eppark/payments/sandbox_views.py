@@ -53,7 +53,7 @@ def cashier(request: HttpRequest, token: str) -> HttpResponse:
                 return _closed(request, trade, back, now)
             if back:
                 return HttpResponseRedirect(back)
-            return _page(request, _("Payment successful"), trade=trade, paid=True)
+            return _page(request, _("Paid successfully"), trade=trade, paid=True)
         if action == "cancel":
             if back:
                 return HttpResponseRedirect(back)

@@ -17,7 +17,8 @@ later by the stand-in's clock; ``2`` is declined (40004, 余额不足); ``3`` an
 digit pays at once. ``down = True`` answers every call with HTTP 503;
 ``cancel_failures = n`` makes the next n cancels ask to be retried (``retry_flag=Y``);
 ``unsigned`` and ``tamper`` spoil the answers' signatures; ``escape_slashes`` writes ``/``
-as ``\\/`` in answers signed unescaped (as Alipay sometimes does).
+as ``\\/`` in answers signed unescaped (as Alipay sometimes does); ``rewrite_answer``
+changes an answer's fields before it is signed (a signed answer about something else).
 
 Keys are made at run time (``new_rsa_key``); no private key is ever committed.
 """
@@ -142,6 +143,7 @@ class AlipayStandIn:
         self.unsigned = False
         self.tamper = False
         self.escape_slashes = False
+        self.rewrite_answer: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
         self.cancel_failures = 0
         self.trades: dict[str, SimTrade] = {}
         self.calls: list[str] = []  # the methods called, in order
@@ -301,9 +303,12 @@ class AlipayStandIn:
 
     def _respond(self, method: str, answer: _Answer) -> bytes:
         key = response_key(method) if method else "error_response"
-        text = json.dumps(answer.fields, ensure_ascii=False, separators=(",", ":"))
+        fields = answer.fields
+        if self.rewrite_answer is not None:
+            fields = self.rewrite_answer(method, dict(fields))
+        text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         signature = rsa2_sign(self.alipay_key, text)
-        if self.tamper and "total_amount" in answer.fields:
+        if self.tamper and "total_amount" in fields:
             text = text.replace('"total_amount":"', '"total_amount":"1', 1)
         elif self.tamper:
             text = text.replace('"msg":"', '"msg":"x', 1)
@@ -567,73 +572,38 @@ class AlipayStandIn:
     # -- the bill --
 
     def _bill_rows(self, day: date) -> list[list[str]]:
+        """``day``'s rows of the 业务明细 file: one per payment, one per refund."""
         rows: list[list[str]] = []
 
         def local(at: datetime) -> str:
             return at.astimezone(SHANGHAI).strftime(TIME_FORMAT)
 
+        def row(trade: SimTrade, kind: str, at: datetime, taken: str, **more: str) -> list[str]:
+            cells = {
+                "支付宝交易号": trade.trade_no,
+                "商户订单号": trade.out_trade_no,
+                "业务类型": kind,
+                "商品名称": trade.subject,
+                "创建时间": local(at),
+                "完成时间": local(at),
+                "对方账户": "159****5620",
+                "订单金额（元）": to_yuan(trade.total),
+                "商家实收（元）": taken,
+                **more,
+            }
+            zero = "0.00"
+            return [cells.get(name, "" if "元" not in name else zero) for name in BILL_HEADER]
+
         for trade in self.trades.values():
             if trade.paid_at is not None and trade.paid_at.astimezone(SHANGHAI).date() == day:
+                fee = _fee(trade.total, negative=True)
                 rows.append(
-                    [
-                        trade.trade_no,
-                        trade.out_trade_no,
-                        "交易",
-                        trade.subject,
-                        local(trade.paid_at),
-                        local(trade.paid_at),
-                        "",
-                        "",
-                        "",
-                        "",
-                        "159****5620",
-                        to_yuan(trade.total),
-                        to_yuan(trade.total),
-                        "0.00",
-                        "0.00",
-                        "0.00",
-                        "0.00",
-                        "0.00",
-                        "",
-                        "0.00",
-                        "0.00",
-                        "",
-                        _fee(trade.total, negative=True),
-                        "0.00",
-                        "",
-                    ]
+                    row(trade, "交易", trade.paid_at, to_yuan(trade.total), **{"服务费（元）": fee})
                 )
             for request_no, (amount, at) in trade.refunds.items():
                 if at.astimezone(SHANGHAI).date() == day:
-                    rows.append(
-                        [
-                            trade.trade_no,
-                            trade.out_trade_no,
-                            "退款",
-                            trade.subject,
-                            local(at),
-                            local(at),
-                            "",
-                            "",
-                            "",
-                            "",
-                            "159****5620",
-                            to_yuan(trade.total),
-                            "-" + to_yuan(amount),
-                            "0.00",
-                            "0.00",
-                            "0.00",
-                            "0.00",
-                            "0.00",
-                            "",
-                            "0.00",
-                            "0.00",
-                            request_no,
-                            "0.00",
-                            "0.00",
-                            "",
-                        ]
-                    )
+                    more = {"退款批次号/请求号": request_no}
+                    rows.append(row(trade, "退款", at, "-" + to_yuan(amount), **more))
         return rows
 
     def bill_zip(self, day: date) -> bytes:

@@ -458,11 +458,14 @@ class Alipay:
     # -- reading answers --
 
     def _trade(self, out_trade_no: str, reply: GatewayReply, state: TradeState) -> TradeResult:
+        named = reply.text("out_trade_no")
+        if named and named != out_trade_no:  # a signed answer, but about another trade
+            raise ProviderError(f"Alipay: asked about {out_trade_no}, answered about {named}")
         amount = reply.text("total_amount")
         paid = reply.text("gmt_payment") or reply.text("send_pay_date")
         try:
             return TradeResult(
-                out_trade_no=reply.text("out_trade_no") or out_trade_no,
+                out_trade_no=out_trade_no,
                 state=state,
                 transaction_id=reply.text("trade_no"),
                 amount=to_fen(amount) if amount else None,
