@@ -24,18 +24,22 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
-from eppark.devices.models import Command, RobotEvent
+from eppark.devices.models import Command, Robot, RobotEvent
 from eppark.gateway import protocol, store
+from eppark.lots.models import Gate, Lot
 from eppark.orders.models import Order, OrderState
 from eppark.passes.models import MonthlyPass, PassPlate
 from eppark.payments import codepay, providers
 from eppark.payments.models import CodePayment, CodeState, SandboxTrade
 from eppark.payments.worker import PaymentsWorker
+from eppark.sim.cameras import build_push
 from eppark.stays.congestion import held_up
 from eppark.stays.models import GateVisit, Resolution, Stay
 from tests.integration import mqtt_fixtures
+from tests.integration.factories import TARIFF, keyed_camera
 from tests.integration.mqtt_fixtures import TestBroker
 from tests.integration.test_outbox_gateway import World, wait_until
 
@@ -381,17 +385,8 @@ def _scan_queued(code: str, robot_code: str, now: datetime) -> CodePayment:
     return CodePayment.objects.get()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_with_the_provider_down_the_code_is_charged_once_and_the_order_left_to_the_jobs(
-    wechat_down: None,
-) -> None:
-    from django.test import Client
-
-    from eppark.devices.models import Robot
-    from eppark.lots.models import Gate, Lot
-    from eppark.sim.cameras import build_push
-    from tests.integration.factories import TARIFF, keyed_camera
-
+def _exit_lot() -> None:
+    """A lot with an exit gate and its robot, and a temp car (105 minutes) read at the exit."""
     lot = Lot.objects.create(code="down", name="彩科", capacity=5, tariff=TARIFF)
     gate = Gate.objects.create(
         lot=lot, code="exit", name="exit", direction="exit", opening_channel="robot"
@@ -403,9 +398,29 @@ def test_with_the_provider_down_the_code_is_charged_once_and_the_order_left_to_t
         lot=lot, plate=PLATE, entered_as="temp", entered_at=start - timedelta(minutes=105)
     )
     push = build_push("hikvision", camera.serial, PLATE, start, plate_id=1)
-    Client().post(
+    response = Client().post(
         f"/devices/lpr/hikvision/{camera.key}", data=push.body, content_type=push.content_type
     )
+    assert response.status_code == 200
+
+
+def test_a_scan_kept_by_an_offline_robot_pays_nothing_when_it_arrives_late() -> None:
+    _exit_lot()
+    now = timezone.now()
+    event = protocol.Event(
+        f"{EXIT}-late", now - timedelta(minutes=3), protocol.QrScanned(wechat_code("0"))
+    )
+    store.apply_events([(EXIT, event.to_json().encode())], now)
+    assert RobotEvent.objects.filter(type="qr_scanned").count() == 1
+    assert not CodePayment.objects.exists()
+    assert not Order.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_provider_down_the_code_is_charged_once_and_the_order_left_to_the_jobs(
+    wechat_down: None,
+) -> None:
+    _exit_lot()
     visit = GateVisit.objects.get()
     assert visit.scenario == "exit.temp_unpaid"
     start = timezone.now()

@@ -94,6 +94,12 @@ FINAL_STATES = (
 )
 CLAIM_FOR = timedelta(seconds=60)
 """A worker takes a due code payment for this long; one that died meanwhile is taken again."""
+SCAN_CLOCK_SLACK = timedelta(seconds=2)
+"""A scan stamped this much before the car's arrival still counts (the robot's and the
+camera's clocks differ a little); an older one was another driver's, for another car."""
+STALE_SCAN = timedelta(seconds=60)
+"""A scan that reaches the server this late (kept by a robot that was offline) pays nothing:
+the driver has long gone on to something else."""
 ENDED_VISITS = (Resolution.LEFT, Resolution.SUPERSEDED, Resolution.ABNORMAL_OPEN)
 """A visit resolved so is no longer a car waiting at the gate (the driver acted: still there)."""
 
@@ -189,7 +195,9 @@ def accept_scan(robot: Robot, record: RobotEvent, code: str, now: datetime) -> C
                 started_at=now,
                 next_step_at=now,
             )
-            Order.objects.filter(pk=order.pk, gate__isnull=True).update(gate_id=visit.gate_id)
+            Order.objects.filter(pk=order.pk, gate__isnull=True, visit__isnull=True).update(
+                gate_id=visit.gate_id, visit_id=visit.pk
+            )
             _show_text(visit, PAYING, "green", now)
     except IntegrityError:
         return None  # this event's payment exists already
@@ -205,7 +213,9 @@ def _visit_at(gate_id: int, scanned_at: datetime, now: datetime) -> GateVisit | 
     visit = GateVisit.objects.filter(gate_id=gate_id).order_by("-arrived_at", "-pk").first()
     if visit is None or visit.opened or visit.resolution in ENDED_VISITS:
         return None
-    if visit.arrived_at > scanned_at or visit.arrived_at < now - STILL_WAITING:
+    if visit.arrived_at > scanned_at + SCAN_CLOCK_SLACK or scanned_at < now - STALE_SCAN:
+        return None
+    if visit.arrived_at < now - STILL_WAITING:
         return None
     return visit
 
