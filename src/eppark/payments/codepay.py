@@ -413,7 +413,7 @@ def _poll(payment: CodePayment, provider: Provider, now: datetime) -> None:
     payment.attempts += 1
     try:
         result = provider.query(payment.order.out_trade_no)
-    except ProviderError as error:
+    except (ProviderError, Refused) as error:
         payment.detail = f"query: {error}"[:256]
         result = None
     if result is not None and result.state not in (TradeState.USERPAYING, TradeState.NOTPAY):
@@ -428,7 +428,7 @@ def _check(payment: CodePayment, provider: Provider, now: datetime) -> None:
     payment.attempts += 1
     try:
         result = provider.query(payment.order.out_trade_no)
-    except ProviderError as error:
+    except (ProviderError, Refused) as error:  # Refused: e.g. no such trade (yet)
         _unknown(payment, f"query: {error}", now, checks_done=checks_done + 1)
         return
     if result.state == TradeState.NOTPAY:
@@ -463,7 +463,8 @@ def _outcome(payment: CodePayment, provider: Provider, result: TradeResult, now:
         detail = f"{result.state}: {reason}"
         _finish(payment, CodeState.DECLINED, detail, now, FAILED + reason, close=True)
     else:  # NOTPAY after a charge call, REFUND: nothing to decide on yet
-        _unknown(payment, f"charge answered {result.state}", now, checks_done=0)
+        checks_done = max(0, payment.attempts - 1)
+        _unknown(payment, f"provider answered {result.state}", now, checks_done=checks_done)
 
 
 def _wait_for_driver(payment: CodePayment, provider: Provider, now: datetime) -> None:
