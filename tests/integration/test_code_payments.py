@@ -141,9 +141,19 @@ def _gate_opened(world: PayWorld, visit: GateVisit) -> None:
 # --- the four digits ------------------------------------------------------------------------
 
 
-def test_a_code_that_pays_at_once_opens_the_gate(world: PayWorld) -> None:
+def alipay_code(last: str) -> str:
+    """An Alipay payment code (18 digits, 28…) ending in ``last``."""
+    return f"28{uuid.uuid4().int % 10**15:015d}{last}"
+
+
+@pytest.mark.parametrize(
+    ("channel", "make_code"), [("wechat", wechat_code), ("alipay", alipay_code)]
+)
+def test_a_code_that_pays_at_once_opens_the_gate(
+    world: PayWorld, channel: str, make_code: Any
+) -> None:
     visit = world.car_waiting_at_exit()
-    code = wechat_code("0")
+    code = make_code("0")
     world.scan(code)
     payment = _finished()
     _gate_opened(world, visit)
@@ -152,7 +162,7 @@ def test_a_code_that_pays_at_once_opens_the_gate(world: PayWorld) -> None:
     assert payment.code_masked == code[:2] + "*" * 12 + code[-4:]
     order = Order.objects.get()
     assert (order.state, order.amount, order.paid_amount) == (OrderState.PAID, DUE, DUE)
-    assert (order.provider, order.channel, order.gate_id) == ("sandbox", "wechat", visit.gate_id)
+    assert (order.provider, order.channel, order.gate_id) == ("sandbox", channel, visit.gate_id)
     assert world.voices()[:2] == ["请扫码缴费后出场", codepay.PAYING]
     assert world.voices()[-1] == "一路平安"
     assert Command.objects.filter(robot=world.robots[EXIT], cmd="open").count() == 1
@@ -161,7 +171,7 @@ def test_a_code_that_pays_at_once_opens_the_gate(world: PayWorld) -> None:
     assert event.data == {"code": payment.code_masked}
     assert code not in json.dumps(list(RobotEvent.objects.values_list("data", flat=True)))
     trade = SandboxTrade.objects.get()
-    assert (trade.state, trade.amount) == ("SUCCESS", DUE)
+    assert (trade.state, trade.amount, trade.channel) == ("SUCCESS", DUE, channel)
 
 
 def test_a_code_awaiting_the_drivers_confirmation_pays_after_the_query(world: PayWorld) -> None:
