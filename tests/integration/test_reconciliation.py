@@ -25,10 +25,14 @@ from eppark.payments.models import (
     Refund,
     RefundState,
 )
-from eppark.payments.providers.base import Charge, TradeResult, TradeState
+from eppark.payments.providers.base import BillLine, Charge, TradeResult, TradeState
 from eppark.payments.providers.sandbox import Sandbox
 from eppark.payments.reconcile import (
+    Ours,
+    Theirs,
     business_day,
+    compare,
+    fold,
     provider_key,
     reconcile,
     reconcile_due,
@@ -273,3 +277,48 @@ def test_the_order_page_shows_payments_in_words(world: dict[str, Any], wechat: S
     assert "付款码支付" in page  # the inline of code payments, in Chinese
     assert "支付通知" in page
     assert "沙箱（测试支付）" in page
+
+
+# -- the comparison's rules (pure) ----------------------------------------------------------------
+
+
+def test_a_bills_refund_line_folds_into_its_trade() -> None:
+    at = T0
+    folded = fold(
+        [
+            BillLine("EPT1", "tx1", 800, TradeState.SUCCESS, at),
+            BillLine("EPT1", "tx1", 800, TradeState.REFUND, at),
+            BillLine("EPT2", "tx2", 300, TradeState.SUCCESS, at),
+            BillLine("EPT3", "tx3", 200, TradeState.REFUND, at),  # paid another day
+        ]
+    )
+    assert folded == {
+        "EPT1": Theirs("EPT1", TradeState.REFUND, 800),
+        "EPT2": Theirs("EPT2", TradeState.SUCCESS, 300),
+        "EPT3": Theirs("EPT3", TradeState.REFUND, 200),
+    }
+
+
+def test_states_agree_as_of_the_day() -> None:
+    paid_then_refunded = Ours("EPT1", OrderState.REFUNDED, 800, refunded_later=True)
+    refunded_that_day = Ours("EPT2", OrderState.REFUNDED, 800)
+    closed = Ours("EPT3", OrderState.CLOSED, 800)
+    theirs = {
+        "EPT1": Theirs("EPT1", TradeState.SUCCESS, 800),  # the day's bill: still paid
+        "EPT2": Theirs("EPT2", TradeState.SUCCESS, 800),
+        "EPT3": Theirs("EPT3", TradeState.REFUND, 800),  # charged and given back
+    }
+    found = compare(
+        {"EPT1": paid_then_refunded, "EPT2": refunded_that_day}, {"EPT3": closed}, theirs
+    )
+    assert [(m.out_trade_no, m.difference) for m in found] == [
+        ("EPT2", Difference.STATE),
+        ("EPT3", Difference.STATE),
+    ]
+
+
+def test_a_trade_we_hold_paid_through_another_app_is_flagged() -> None:
+    alipay_paid = Ours("EPT1", OrderState.PAID, 800, elsewhere=True)
+    theirs = {"EPT1": Theirs("EPT1", TradeState.SUCCESS, 800)}
+    found = compare({}, {"EPT1": alipay_paid}, theirs)
+    assert [(m.out_trade_no, m.difference) for m in found] == [("EPT1", Difference.MISSING_OURS)]
