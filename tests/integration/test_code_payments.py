@@ -244,7 +244,7 @@ def test_a_code_that_errors_but_charged_is_found_paid_by_the_query(world: PayWor
 
 
 def test_a_code_never_confirmed_is_reversed(world: PayWorld, settings: Any) -> None:
-    settings.EPPARK_CODEPAY_GIVE_UP_S = 1  # the sandbox's driver confirms after 3 s: too late
+    settings.EPPARK_CODEPAY_GIVE_UP_S = 0.5  # the sandbox's driver confirms after 3 s: too late
     visit = world.car_waiting_at_exit()
     world.scan(wechat_code("1"))
     payment = _finished()
