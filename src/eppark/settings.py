@@ -209,6 +209,11 @@ EPPARK_READ_DEDUP_SECONDS = int(os.environ.get("EPPARK_READ_DEDUP_SECONDS", "10"
 EPPARK_CONGESTION_SECONDS = int(os.environ.get("EPPARK_CONGESTION_SECONDS", "60"))
 # A camera push not decided this long after it arrived is refused (503), never acted on late.
 EPPARK_PUSH_DEADLINE_S = float(os.environ.get("EPPARK_PUSH_DEADLINE_S", "3"))
+# The payments worker (eppark.payments.worker): its round, its book-keeping jobs' round, and
+# how long a payment code awaiting the driver's confirmation is polled before it is reversed.
+EPPARK_PAYMENTS_POLL_S = float(os.environ.get("EPPARK_PAYMENTS_POLL_S", "0.3"))
+EPPARK_PAYMENTS_JOBS_S = float(os.environ.get("EPPARK_PAYMENTS_JOBS_S", "30"))
+EPPARK_CODEPAY_GIVE_UP_S = float(os.environ.get("EPPARK_CODEPAY_GIVE_UP_S", "45"))
 
 LOGGING = {
     "version": 1,

@@ -44,19 +44,57 @@ def mask_code(code: str) -> str:
     return f"{code[:2]}{'*' * max(0, len(code) - 6)}{code[-4:]}" if len(code) > 6 else "****"
 
 
+CODEPAY_FIRST_QUERY = timedelta(seconds=3)
+"""A payment code waiting for the driver's confirmation (USERPAYING) is first queried this
+long after it was charged: most drivers confirm within a few seconds."""
 CODEPAY_QUERY_EVERY = timedelta(seconds=10)
-"""While the driver confirms a payment code on the phone (USERPAYING), query this often."""
+"""Then the gap doubles from the first one, up to this (protocols.md: every ~10 s)."""
 CODEPAY_GIVE_UP_AFTER = timedelta(seconds=45)
 """After this long without success the payment is reversed (protocols.md, WeChat codepay)."""
+CODEPAY_CHECK_GAPS = (
+    timedelta(seconds=1),
+    timedelta(seconds=2),
+    timedelta(seconds=4),
+    timedelta(seconds=8),
+)
+"""After a charge call that reported an error (or could not reach the provider), the
+queries that decide before anything else: this long after the error, then after each
+query that could not tell. When none of them could tell, the payment is reversed."""
 ORDER_PRICE_HOLDS = timedelta(minutes=10)
 """An order's amount holds this long; after it the order closes and a new one is priced."""
 
 
-def codepay_next_step(started_at: datetime, now: datetime) -> tuple[str, datetime | None]:
-    """For a code payment still USERPAYING: ``("query", when)`` or ``("reverse", None)``."""
-    if now - started_at >= CODEPAY_GIVE_UP_AFTER:
+def codepay_next_step(
+    started_at: datetime,
+    now: datetime,
+    *,
+    first: timedelta = CODEPAY_FIRST_QUERY,
+    every: timedelta = CODEPAY_QUERY_EVERY,
+    give_up: timedelta = CODEPAY_GIVE_UP_AFTER,
+) -> tuple[str, datetime | None]:
+    """For a code payment still USERPAYING at ``now``: ``("query", when)`` or ``("reverse", None)``.
+
+    Queries at 3 s, 6 s, 12 s, 22 s, 32 s, 42 s and 45 s after ``started_at`` (the
+    gap doubles from ``first`` up to ``every``; the last query is at ``give_up``);
+    once ``give_up`` has passed, reverse (after a last query has said USERPAYING).
+    """
+    elapsed = now - started_at
+    if elapsed >= give_up:
         return "reverse", None
-    return "query", min(now + CODEPAY_QUERY_EVERY, started_at + CODEPAY_GIVE_UP_AFTER)
+    if elapsed < first:
+        return "query", started_at + min(first, give_up)
+    gap = min(max(elapsed, first), every)
+    return "query", min(now + gap, started_at + give_up)
+
+
+def codepay_after_error(
+    checks_done: int, now: datetime, *, gaps: tuple[timedelta, ...] = CODEPAY_CHECK_GAPS
+) -> tuple[str, datetime | None]:
+    """After a charge error and ``checks_done`` queries that could not tell what happened:
+    ``("query", when)``, or ``("reverse", None)`` once every query of ``gaps`` was made."""
+    if checks_done >= len(gaps):
+        return "reverse", None
+    return "query", now + gaps[checks_done]
 
 
 class Verdict(StrEnum):

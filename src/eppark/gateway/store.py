@@ -36,6 +36,7 @@ from eppark.devices.models import (
 from eppark.devices.outbox import Outgoing
 from eppark.domain.errors import BadInput
 from eppark.gateway import protocol
+from eppark.payments import codepay
 from eppark.rawsql import any_of, js, literal, loads, ts
 from eppark.stays.congestion import resolve, waiting_at
 from eppark.stays.models import Resolution
@@ -426,7 +427,8 @@ def _mark_seen(robots: dict[str, int], now: datetime) -> None:
 
 
 ACTING_EVENTS = frozenset({"loop", "qr_scanned"})
-"""Events that change a waiting visit; the others are only recorded."""
+"""Events acted on one by one (a car backing away; a code shown to the scanner, which may pay
+what the waiting car owes: ``eppark.payments.codepay``); the others are only recorded."""
 
 
 def apply_events(events: list[tuple[str, bytes]], now: datetime) -> None:
@@ -474,6 +476,7 @@ def _act_on(code: str, event: protocol.Event, now: datetime) -> RobotEvent | Non
     robot = Robot.objects.filter(code=code).first()
     if robot is None:
         return None
+    data = event.data.to_dict()
     try:
         with transaction.atomic():
             record = RobotEvent.objects.create(
@@ -481,18 +484,21 @@ def _act_on(code: str, event: protocol.Event, now: datetime) -> RobotEvent | Non
                 event_id=event.event_id,
                 type=event.type,
                 ts=event.ts,
-                data=event.data.to_dict(),
+                data=codepay.recorded_data(data) if event.type == "qr_scanned" else data,
                 received_at=now,
             )
     except IntegrityError:
         return None  # a redelivery
-    if robot.gate_id is not None and event.type in ACTING_EVENTS:
+    if robot.gate_id is None:
+        return record
+    if event.type == "loop" and not record.data.get("present", True):
         visit = waiting_at(robot.gate_id)
         if visit is not None and visit.arrived_at <= event.ts:
-            if event.type == "loop" and not record.data.get("present", True):
-                resolve(visit, Resolution.LEFT, now)
-            elif event.type == "qr_scanned":
-                resolve(visit, Resolution.DRIVER_ACTED, now)
+            resolve(visit, Resolution.LEFT, now)
+    elif isinstance(event.data, protocol.QrScanned):
+        # a code shown to the scanner is not by itself the driver's action: only a payment
+        # code that pays what the car owes lets it go (eppark.payments.codepay)
+        codepay.accept_scan(robot, record, event.data.code, now)
     return record
 
 

@@ -85,12 +85,15 @@ async def async_serve(
     ready: Callable[[], None] | None = None,
     sock: socket.socket | None = None,
     gateway: bool = True,
+    payments: bool | None = None,
 ) -> None:
     """Serve HTTP, run the gateway (and the embedded broker), plus ``extra`` tasks.
 
     ``sock``: an already bound listening socket (shared by several worker
     processes); ``gateway=False`` for a web-only worker, whose commands reach
-    the gateway process through PostgreSQL ``NOTIFY``.
+    the gateway process through PostgreSQL ``NOTIFY``. ``payments``: run the
+    payments worker (``eppark.payments.worker``) too; by default where the
+    gateway runs.
     """
     password = gateway_password() if gateway else ""  # a missing one fails before anything starts
     import uvicorn
@@ -118,6 +121,10 @@ async def async_serve(
     if gateway:
         service = Gateway(url, password=password)
         tasks.append(asyncio.create_task(service.run(), name="gateway"))
+    if gateway if payments is None else payments:  # by default where the gateway runs
+        from eppark.payments.worker import PaymentsWorker
+
+        tasks.append(asyncio.create_task(PaymentsWorker().run(), name="payments"))
     if ready is not None:
         tasks.append(asyncio.create_task(_when_started(server, ready)))
     tasks += [asyncio.create_task(_after_started(server, task)) for task in extra]
@@ -148,6 +155,14 @@ async def async_gateway() -> None:
     finally:
         if broker is not None:
             await broker.stop()
+
+
+async def async_payments() -> None:
+    """Run only the payments worker (``eppark payments``)."""
+    from eppark.payments.worker import PaymentsWorker
+
+    freeze_heap()
+    await PaymentsWorker().run()
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -172,7 +172,13 @@ class Reconciliation(models.Model):
     """One lot's day of payments: our paid orders against the provider's records."""
 
     lot = models.ForeignKey(
-        "lots.Lot", on_delete=models.PROTECT, related_name="+", verbose_name=_("lot")
+        "lots.Lot",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("lot"),
+        help_text=_("Empty: trades of the provider's bill that are no order of ours."),
     )
     day = models.DateField(_("day"))
     provider = models.CharField(_("provider"), max_length=16)
@@ -195,7 +201,8 @@ class Reconciliation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.lot} {self.day} ({self.provider})"
+        where = str(self.lot) if self.lot_id is not None else str(_("unmatched trades"))
+        return f"{where} {self.day} ({self.provider})"
 
 
 class Difference(models.TextChoices):

@@ -4,7 +4,8 @@ One process by default. ``--workers N`` (PostgreSQL only) runs N web
 processes on one shared socket: this one also runs the gateway (and the
 embedded broker), the others hand their robot commands over by ``NOTIFY``.
 ``--no-gateway`` leaves the gateway to ``eppark gateway``, a process of its
-own (its work then never competes with the web for one interpreter).
+own (its work then never competes with the web for one interpreter);
+``--no-payments`` leaves the payments worker to ``eppark payments``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class Command(BaseCommand):
             action="store_true",
             help="web only: `eppark gateway` runs the gateway (PostgreSQL only)",
         )
+        parser.add_argument(
+            "--no-payments",
+            action="store_true",
+            help="no payments worker here: `eppark payments` runs it",
+        )
         parser.add_argument("--fd", type=int, help=argparse_suppress())
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -70,7 +76,15 @@ class Command(BaseCommand):
         self.stdout.write(f"Serving on http://{host}:{port}/ ({workers} web process(es))")
         try:
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(async_serve(host, port, sock=sock, gateway=gateway))
+                asyncio.run(
+                    async_serve(
+                        host,
+                        port,
+                        sock=sock,
+                        gateway=gateway,
+                        payments=not options["no_payments"],
+                    )
+                )
         finally:
             for child in children:
                 child.send_signal(signal.SIGTERM)
