@@ -186,4 +186,62 @@ def build_full_lot(
         robot=world.robot,
         ezviz_serial=f"ez-{code}",
     )
+    payment_records(world, operator, name, now)
     return FullLot(world, agent, operator)
+
+
+def payment_records(world: LotWorld, operator: User, name: str, now: datetime) -> None:
+    """One of every payments record of the lot (its order's trade number on each), and a
+    reconciliation of trades that are no order of ours (no lot)."""
+    from eppark.payments.models import (
+        CodePayment,
+        Notification,
+        Reconciliation,
+        ReconciliationLine,
+        Refund,
+    )
+
+    order, lot = world.order, world.lot
+    number = order.out_trade_no
+    Notification.objects.create(
+        provider="sandbox",
+        received_at=now,
+        out_trade_no=number,
+        transaction_id=f"tx-{number}",
+        amount=order.amount,
+        order=order,
+        lot=lot,
+        verdict="mismatch",
+        detail=f"{name}金额不符",
+    )
+    CodePayment.objects.create(
+        order=order,
+        lot=lot,
+        gate=world.exit,
+        event_id=f"scan-{number}",
+        channel="wechat",
+        code_masked="13************0000",
+        started_at=now,
+        detail=f"{name}付款码",
+    )
+    Refund.objects.create(
+        order=order,
+        lot=lot,
+        out_refund_no=f"R{number}-01",
+        amount=order.amount,
+        state="failed",
+        reason=f"{name}重复缴费",
+        requested_by=operator,
+    )
+    for where in (lot, None):
+        day = Reconciliation.objects.create(
+            lot=where,
+            day=now.date(),
+            provider=f"sandbox/{number[-6:]}",
+            run_at=now,
+            differences=1,
+            detail=f"{name}对账",
+        )
+        ReconciliationLine.objects.create(
+            reconciliation=day, out_trade_no=number, difference="amount", ours_amount=order.amount
+        )

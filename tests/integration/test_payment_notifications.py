@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,16 +25,19 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
+from eppark.devices.models import Command
 from eppark.lots.models import Lot
 from eppark.orders.models import Order
 from eppark.orders.placing import order_for_stay
-from eppark.payments import checkout
+from eppark.payments import checkout, providers
 from eppark.payments.delivery import BACKOFF, deliver_due
 from eppark.payments.models import Notification, SandboxDelivery, SandboxTrade
 from eppark.payments.providers import sandbox
 from eppark.payments.providers.base import ProviderError
 from eppark.payments.providers.sandbox import Sandbox
-from eppark.stays.models import Stay
+from eppark.sim import wechatpay as wechatpay_sim
+from eppark.stays.models import GateVisit, Stay
+from tests.integration.test_gate_loop import Site, opened
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -410,3 +415,112 @@ def test_an_unknown_trade_gets_a_clear_page(world: World) -> None:
     page = world.http.get(f"{world.url}/sandbox/cashier/{token}/")
     assert page.status_code == 404
     assert "查无此笔支付" in page.text
+
+
+# --- with a real provider configured the sandbox is off -----------------------------------
+
+
+@pytest.fixture
+def wechat_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """WeChat Pay configured from the environment (keys made up here); the registry re-read."""
+    env = wechatpay_sim.write_environ(
+        wechatpay_sim.generate_keys(), tmp_path / "wechatpay", "http://127.0.0.1:9"
+    )
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    providers.configured.cache_clear()
+    try:
+        yield
+    finally:
+        providers.configured.cache_clear()
+
+
+def test_the_sandbox_is_off_once_a_real_provider_is_configured(
+    world: World, wechat_configured: None
+) -> None:
+    assert not providers.sandbox_on()
+    token = sandbox.cashier_token(world.order.out_trade_no, "wechat")
+    assert world.http.get(f"{world.url}/sandbox/cashier/{token}/").status_code == 404
+    body = body_for(world.order)
+    assert world.post(body, sandbox.signed_headers(body, timezone.now())).status_code == 404
+    assert world.reload().state == "created"
+    assert not Notification.objects.exists()
+
+
+# --- the whole way: a car waiting at the exit pays at the cashier and the gate opens -------
+
+
+def test_a_car_waiting_at_the_exit_pays_at_the_cashier_and_the_gate_opens(
+    live_server: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.EPPARK_PUBLIC_URL = live_server.url
+    monkeypatch.setitem(connections.settings[DEFAULT_DB_ALIAS], "CONN_MAX_AGE", 0)
+    site = Site(confirm=False)
+    stay = Stay.objects.create(
+        lot=site.lot,
+        plate="粤B88888",
+        entered_as="temp",
+        entered_at=timezone.now() - timedelta(hours=2.5),
+        entry_gate=site.gates["entry"],
+    )
+    assert not opened(site.push("exit", "粤B88888"))  # the robot asks for the fee
+    visit = GateVisit.objects.get(scenario="exit.temp_unpaid")
+    order = order_for_stay(stay, timezone.now(), visit=visit)
+    assert order is not None
+    page = checkout.start_page_payment(
+        order, Sandbox("wechat"), return_url=RETURN, now=timezone.now()
+    )
+    with httpx.Client(timeout=10, trust_env=False) as http:
+        cashier = http.get(page.url)
+        assert f"¥{order.amount / 100:.2f}" in cashier.text
+        confirmed = http.post(
+            page.url.split("?")[0],
+            data={
+                "csrfmiddlewaretoken": form_token(cashier.text),
+                "action": "confirm",
+                "return": RETURN,
+            },
+            headers={"Referer": page.url},
+        )
+    assert confirmed.status_code == 302
+    before = Command.objects.count()
+    now = timezone.now()
+    assert deliver_due(now) == 1  # the notification over HTTP: paid, the gate opens
+    new = list(Command.objects.order_by("pk"))[before:]
+    assert [c.args["voice"] for c in new if c.cmd == "present"] == ["一路平安"]
+    assert [c.cmd for c in new if c.cmd == "open"] == ["open"]
+    order.refresh_from_db()
+    assert order.state == "paid"
+    visit.refresh_from_db()
+    assert visit.opened
+    count = Command.objects.count()
+    assert deliver_due(now + timedelta(seconds=3)) == 1  # the duplicate opens nothing more
+    assert Command.objects.count() == count
+    assert [n.verdict for n in Notification.objects.order_by("pk")] == ["pays", "duplicate"]
+
+
+def test_copies_arriving_at_the_same_moment_pay_once(world: World) -> None:
+    paid_at_cashier(world)
+    delivery = SandboxDelivery.objects.order_by("pk").first()
+    assert delivery is not None
+    body = delivery.body.encode()
+    answers: list[int] = []
+    start_together = threading.Barrier(4)
+
+    def send() -> None:
+        with httpx.Client(timeout=10, trust_env=False) as http:
+            headers = sandbox.signed_headers(body, timezone.now())
+            start_together.wait()
+            answers.append(http.post(world.notify, content=body, headers=headers).status_code)
+
+    senders = [threading.Thread(target=send) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    assert answers == [204] * 4
+    verdicts = sorted(v for v, _ in notifications())
+    assert verdicts == ["duplicate", "duplicate", "duplicate", "pays"]
+    order = world.reload()
+    assert order.state == "paid"
+    assert not order.needs_review

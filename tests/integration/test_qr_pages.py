@@ -8,12 +8,19 @@ read back from the outbox.
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core import signing
 from django.test import Client
 from django.utils import timezone
@@ -23,6 +30,7 @@ from eppark.domain import billing
 from eppark.lots.models import Gate, Lot
 from eppark.orders.models import Order, OrderState
 from eppark.passes.models import MonthlyPass, PassPlate
+from eppark.payments import providers
 from eppark.payments.identity import DRIVER_COOKIE
 from eppark.provisioning.apply import apply_plan
 from eppark.provisioning.schema import parse_plan
@@ -151,8 +159,9 @@ def pay_at_cashier(phone: Client, started: Any, *, action: str = "confirm") -> A
     url = f"{location.path}?{location.query}"
     cashier = phone.get(url)
     assert cashier.status_code == 200
-    assert "确认支付" in text(cashier)
-    assert "取消支付" in text(cashier)
+    # the cashier's 确认支付 / 取消支付 (its words are the sandbox's, tested there)
+    assert 'value="confirm"' in text(cashier)
+    assert 'value="cancel"' in text(cashier)
     back = parse_qs(location.query)["return"][0]
     done = phone.post(url, {"action": action, "return": back})
     assert done.status_code == 302
@@ -255,6 +264,18 @@ def test_inside_wechat_the_app_user_is_the_driver_no_phone_needed(site: Site) ->
     assert "临000001" in body
     assert "¥8.00" in body
     assert "立即支付" in body
+
+
+def test_an_app_user_posting_first_keeps_the_id_the_ticket_was_made_for(site: Site) -> None:
+    site.push("entry", None)
+    phone = Client(HTTP_USER_AGENT=WECHAT)
+    posted = phone.post(site.qr_path("entry"), {})  # no page shown before: a new user id
+    assert posted.status_code == 302
+    assert DRIVER_COOKIE in posted.cookies
+    ticket = UnplatedTicket.objects.get()
+    Stay.objects.filter(pk=ticket.stay_id).update(entered_at=timezone.now() - timedelta(minutes=90))
+    site.push("exit", None)
+    assert "临000001" in text(phone.get(site.qr_path("exit")))
 
 
 def test_a_code_whose_car_was_followed_by_another_lets_nobody_in(site: Site) -> None:
@@ -534,6 +555,24 @@ def test_an_expired_pass_renews_at_the_exit_and_the_gate_opens(site: Site) -> No
     assert len(site.commands("exit", "open")) == 1
 
 
+def test_an_expired_pass_renews_at_the_entry_and_the_car_comes_home(site: Site) -> None:
+    monthly = site.give_pass("粤B88888", expired_days=2)
+    visit = site.push("entry", "粤B88888")
+    assert visit.scenario == "entry.monthly_expired"
+    phone = Client()
+    path = site.qr_path("entry")
+    result = pay_at_cashier(phone, phone.post(path, {"step": "pay", "months": "1"}))
+    body = text(result)
+    assert "支付成功" in body
+    assert "¥300.00" in body
+    assert "道闸已打开，欢迎回家" in body
+    monthly.refresh_from_db()
+    assert monthly.valid_until > timezone.now()
+    assert site.voices("entry")[-1] == "欢迎回家"
+    assert len(site.commands("entry", "open")) == 1
+    assert Stay.objects.get(plate="粤B88888").entered_as == "pass"
+
+
 def test_a_lapsed_pass_is_told_to_contact_the_management_office(site: Site) -> None:
     monthly = site.give_pass("粤B88888", expired_days=5)
     site.push("exit", "粤B88888")
@@ -624,3 +663,123 @@ def test_the_pages_speak_english_when_chosen(site: Site) -> None:
     body = text(phone.get(site.qr_path("exit")))
     assert "Pay now" in body
     assert "¥8.00" in body
+
+
+# --- real WeChat: the openid by OAuth (snsapi_base), against a local stand-in ------------------
+
+
+class _WechatOAuthStandIn(BaseHTTPRequestHandler):
+    """WeChat's ``/sns/oauth2/access_token``: an openid for the code ``good-code``."""
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        expected = {"appid": "wx-app", "secret": "app-secret", "grant_type": "authorization_code"}
+        if url.path != "/sns/oauth2/access_token" or any(
+            query.get(k) != v for k, v in expected.items()
+        ):
+            answer: dict[str, Any] = {"errcode": 40013, "errmsg": "invalid appid"}
+        elif query.get("code") == "good-code":
+            answer = {"access_token": "t", "expires_in": 7200, "openid": "o-driver-1"}
+        else:
+            answer = {"errcode": 40029, "errmsg": "invalid code"}
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def real_wechat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """WeChat Pay configured for real (keys made here) and WeChat's OAuth at a local stand-in."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "apiclient_key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "pub_key.pem").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _WechatOAuthStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    env = {
+        "EPPARK_WECHATPAY_MCHID": "1900000001",
+        "EPPARK_WECHATPAY_APPID": "wx-app",
+        "EPPARK_WECHATPAY_APIV3_KEY": "k" * 32,
+        "EPPARK_WECHATPAY_PRIVATE_KEY_FILE": str(tmp_path / "apiclient_key.pem"),
+        "EPPARK_WECHATPAY_CERT_SERIAL": "SERIAL1",
+        "EPPARK_WECHATPAY_PUBLIC_KEY_FILE": str(tmp_path / "pub_key.pem"),
+        "EPPARK_WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_1",
+        "EPPARK_WECHAT_APP_SECRET": "app-secret",
+        "EPPARK_WECHAT_OAUTH_URL": "https://open.weixin.example/connect/oauth2/authorize",
+        "EPPARK_WECHAT_API_URL": f"http://127.0.0.1:{server.server_port}",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    providers.configured.cache_clear()
+    try:
+        assert not providers.sandbox_on()
+        yield env["EPPARK_WECHAT_OAUTH_URL"]
+    finally:
+        providers.configured.cache_clear()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _through_wechat_oauth(phone: Client, path: str, authorize: str, code: str) -> Any:
+    """Open ``path`` in WeChat: to the authorize URL, back to /wx/oauth/ with ``code``."""
+    sent = phone.get(path)
+    assert sent.status_code == 302
+    location = urlsplit(sent["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == authorize
+    assert location.fragment == "wechat_redirect"
+    query = {k: v[0] for k, v in parse_qs(location.query).items()}
+    assert query["appid"] == "wx-app"
+    assert query["scope"] == "snsapi_base"
+    assert urlsplit(query["redirect_uri"]).path == "/wx/oauth/"
+    back = phone.get("/wx/oauth/", {"code": code, "state": query["state"]})
+    assert back.status_code == 302
+    assert back["Location"] == path
+    return back
+
+
+def test_inside_wechat_for_real_the_openid_comes_from_oauth(site: Site, real_wechat: str) -> None:
+    site.push("entry", None)
+    path = site.qr_path("entry")
+    phone = Client(HTTP_USER_AGENT=WECHAT)
+    _through_wechat_oauth(phone, path, real_wechat, "good-code")
+    form = phone.get(path)
+    assert form.status_code == 200
+    assert 'name="phone"' not in text(form)
+    assert phone.post(path, {}).status_code == 302
+    assert UnplatedTicket.objects.get().payer == "o-driver-1"
+
+
+def test_a_refused_wechat_oauth_falls_back_to_the_phone(site: Site, real_wechat: str) -> None:
+    site.push("entry", None)
+    path = site.qr_path("entry")
+    phone = Client(HTTP_USER_AGENT=WECHAT)
+    _through_wechat_oauth(phone, path, real_wechat, "stale-code")
+    form = phone.get(path)  # no second round trip: the phone field instead
+    assert form.status_code == 200
+    assert 'name="phone"' in text(form)
+    assert phone.post(path, {}).status_code == 400
+    assert phone.post(path, {"phone": "13800138000"}).status_code == 302
+    ticket = UnplatedTicket.objects.get()
+    assert (ticket.payer, ticket.phone) == ("", "13800138000")
+    # a forged state is not believed
+    stranger = Client(HTTP_USER_AGENT=WECHAT)
+    assert stranger.get("/wx/oauth/", {"code": "good-code", "state": "x"}).status_code == 302
+    assert DRIVER_COOKIE not in stranger.cookies

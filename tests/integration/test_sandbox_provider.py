@@ -165,6 +165,24 @@ def test_paying_a_paid_trade_again_is_idempotent_and_a_closed_one_is_refused(
         wechat.codepay(charge("EPT0009ZZZZ"), WECHAT_CODE + "0")
 
 
+def test_a_page_payment_is_refused_while_a_code_waits_for_the_driver(
+    wechat: Sandbox, clock: Clock
+) -> None:
+    wechat.codepay(charge(), WECHAT_CODE + "1")
+    with pytest.raises(Refused, match="USERPAYING"):
+        wechat.page_payment(charge())
+    clock.now = T0 + timedelta(seconds=5)  # the driver confirmed meanwhile
+    with pytest.raises(Refused, match="ORDERPAID"):
+        wechat.page_payment(charge())
+    assert SandboxTrade.objects.get().state == "SUCCESS"
+
+
+def test_a_declined_code_may_be_paid_on_the_page_instead(wechat: Sandbox) -> None:
+    wechat.codepay(charge(), WECHAT_CODE + "2")
+    wechat.page_payment(charge())
+    assert SandboxTrade.objects.get().state == "NOTPAY"
+
+
 def test_bad_charges_are_refused(wechat: Sandbox) -> None:
     with pytest.raises(Refused):
         wechat.codepay(charge(amount=0), WECHAT_CODE + "0")
@@ -447,6 +465,7 @@ def test_start_page_payment_sends_the_order_to_the_cashier(order: Order) -> None
         order, provider, payer="", return_url="/q/abc/result", now=timezone.now()
     )
     assert "/sandbox/cashier/" in page.url
+    assert order.state == "paying"  # the caller's copy too
     order.refresh_from_db()
     assert (order.state, order.provider, order.channel) == ("paying", "sandbox", "alipay")
     trade = SandboxTrade.objects.get()
@@ -459,7 +478,7 @@ def test_start_page_payment_sends_the_order_to_the_cashier(order: Order) -> None
 def test_start_page_payment_refuses_what_cannot_be_paid(order: Order) -> None:
     provider = Sandbox("wechat")
     later = (order.expires_at or timezone.now()) + timedelta(seconds=1)
-    with pytest.raises(ActionRefused, match="expired|过期"):
+    with pytest.raises(ActionRefused, match=r"expired|过期"):
         checkout.start_page_payment(order, provider, return_url="/x", now=later)
     Order.objects.filter(pk=order.pk).update(state=OrderState.CLOSED)
     with pytest.raises(ActionRefused):

@@ -24,6 +24,9 @@ _VIEW_ALL = [
     "console.view_abnormalopen",
     "console.view_abnormalopenevidence",
     "console.view_seat",
+    "payments.view_notification",
+    "payments.view_codepayment",
+    "payments.view_refund",
 ]
 
 PERMISSIONS: dict[Role, list[str]] = {
@@ -47,12 +50,24 @@ PERMISSIONS: dict[Role, list[str]] = {
         "passes.delete_passplate",
         "passes.change_renewalapplication",
         "stays.change_stay",
-        "orders.change_order",
+        "orders.change_order",  # refund (named action)
+        "payments.view_reconciliation",
+        "payments.view_reconciliationline",
+        "payments.change_reconciliation",  # re-run a day (重新对账)
     ],
     Role.ADMIN: [],  # filled below: every permission of the project's apps
 }
 
-PROJECT_APPS = ("accounts", "lots", "devices", "passes", "stays", "orders", "console")
+PROJECT_APPS = (
+    "accounts",
+    "lots",
+    "devices",
+    "passes",
+    "stays",
+    "orders",
+    "payments",
+    "console",
+)
 
 
 def sync_role_groups() -> dict[Role, Group]:

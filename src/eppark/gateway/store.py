@@ -427,7 +427,8 @@ def _mark_seen(robots: dict[str, int], now: datetime) -> None:
 
 
 ACTING_EVENTS = frozenset({"loop", "qr_scanned"})
-"""Events that change a waiting visit; the others are only recorded."""
+"""Events acted on one by one (a car backing away; a code shown to the scanner, which may pay
+what the waiting car owes: ``eppark.payments.codepay``); the others are only recorded."""
 
 
 def apply_events(events: list[tuple[str, bytes]], now: datetime) -> None:

@@ -121,7 +121,7 @@ async def async_serve(
     if gateway:
         service = Gateway(url, password=password)
         tasks.append(asyncio.create_task(service.run(), name="gateway"))
-    if gateway if payments is None else payments:  # by default, where the gateway runs
+    if gateway if payments is None else payments:  # by default where the gateway runs
         from eppark.payments.worker import PaymentsWorker
 
         tasks.append(asyncio.create_task(PaymentsWorker().run(), name="payments"))

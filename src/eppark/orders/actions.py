@@ -1,7 +1,8 @@
 """Named actions on orders: each asks for a reason and leaves an audit entry.
 
-An order's amount and state change only here (or, later, through payments); the back
-office's change form shows them read-only.
+An order's amount and state change only here or through payments (a provider's payment
+settles it: ``eppark.payments.settle``; a refund goes through the provider first:
+``eppark.payments.refunds``); the back office's change form shows them read-only.
 """
 
 from __future__ import annotations
@@ -39,5 +40,13 @@ def move(order: Order, target: str, user: Any, reason: str) -> Order:
 
 
 def refund(order: Order, user: Any, reason: str) -> Order:
-    """A paid order is refunded (payments do not exist yet: the state and the audit entry)."""
-    return move(order, OrderState.REFUNDED, user, reason)
+    """Refund a paid order through its provider (``eppark.payments.refunds.refund``).
+
+    The order as it stands afterwards: refunded, or still paid while the provider
+    processes the refund. ``Refused`` (nothing changed but a failed refund's record)
+    when it is not paid, the user may not, or the provider refuses.
+    """
+    from eppark.payments.refunds import refund as refund_through_provider
+
+    refund_through_provider(order, user, reason)
+    return Order.objects.get(pk=order.pk)

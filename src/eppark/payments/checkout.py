@@ -82,6 +82,7 @@ def start_page_payment(
     order: Order, provider: Provider, *, payer: str = "", return_url: str, now: datetime
 ) -> PagePayment:
     """Send ``order`` to ``provider``'s page payment; the order is then ``paying``."""
+    order_in = order
     order = Order.objects.select_related("lot").get(pk=order.pk)
     _check_payable(order, now)
     charge = charge_for(order, provider)
@@ -108,6 +109,8 @@ def start_page_payment(
                 locked.payer = payer[:128]
                 fields.append("payer")
             locked.save(update_fields=fields)
+            for name in fields:  # the caller's copy shows it too
+                setattr(order_in, name, getattr(locked, name))
     return page
 
 

@@ -54,9 +54,9 @@ from eppark.orders.models import Order, OrderState
 from eppark.orders.placing import order_for_renewal, order_for_stay, renewal_options
 from eppark.passes.models import PassPlate
 from eppark.payments import providers
+from eppark.payments.checkout import charge_for
 from eppark.payments.models import CodePayment, CodeState
 from eppark.payments.providers.base import (
-    Charge,
     Provider,
     ProviderError,
     Refused,
@@ -94,6 +94,12 @@ FINAL_STATES = (
 )
 CLAIM_FOR = timedelta(seconds=60)
 """A worker takes a due code payment for this long; one that died meanwhile is taken again."""
+SCAN_CLOCK_SLACK = timedelta(seconds=2)
+"""A scan stamped this much before the car's arrival still counts (the robot's and the
+camera's clocks differ a little); an older one was another driver's, for another car."""
+STALE_SCAN = timedelta(seconds=60)
+"""A scan that reaches the server this late (kept by a robot that was offline) pays nothing:
+the driver has long gone on to something else."""
 ENDED_VISITS = (Resolution.LEFT, Resolution.SUPERSEDED, Resolution.ABNORMAL_OPEN)
 """A visit resolved so is no longer a car waiting at the gate (the driver acted: still there)."""
 
@@ -189,7 +195,9 @@ def accept_scan(robot: Robot, record: RobotEvent, code: str, now: datetime) -> C
                 started_at=now,
                 next_step_at=now,
             )
-            Order.objects.filter(pk=order.pk, gate__isnull=True).update(gate_id=visit.gate_id)
+            Order.objects.filter(pk=order.pk, gate__isnull=True, visit__isnull=True).update(
+                gate_id=visit.gate_id, visit_id=visit.pk
+            )
             _show_text(visit, PAYING, "green", now)
     except IntegrityError:
         return None  # this event's payment exists already
@@ -205,7 +213,9 @@ def _visit_at(gate_id: int, scanned_at: datetime, now: datetime) -> GateVisit | 
     visit = GateVisit.objects.filter(gate_id=gate_id).order_by("-arrived_at", "-pk").first()
     if visit is None or visit.opened or visit.resolution in ENDED_VISITS:
         return None
-    if visit.arrived_at > scanned_at or visit.arrived_at < now - STILL_WAITING:
+    if visit.arrived_at > scanned_at + SCAN_CLOCK_SLACK or scanned_at < now - STALE_SCAN:
+        return None
+    if visit.arrived_at < now - STILL_WAITING:
         return None
     return visit
 
@@ -367,22 +377,6 @@ def step(pk: int, now: datetime) -> None:
         _check(payment, provider, now)
 
 
-def charge_of(order: Order) -> Charge:
-    """What the provider is asked to collect for ``order`` (a payment code needs no notify)."""
-    from eppark.evidence.links import public_url
-
-    what = "停车费" if order.kind != "monthly" else f"月卡续费{order.months or 1}个月"
-    expires = order.expires_at or (order.created_at + billing.ORDER_PRICE_HOLDS)
-    return Charge(
-        out_trade_no=order.out_trade_no,
-        amount=order.amount,
-        description=f"{order.lot.name} {what}"[:127],
-        expires_at=expires,
-        notify_url=f"{public_url()}/pay/notify/{order.provider or 'sandbox'}",
-        attach=str(order.lot_id),
-    )
-
-
 def _charge(payment: CodePayment, provider: Provider, now: datetime) -> None:
     """Charge the code once. Before the call the order is marked paying and the code erased:
     if this process dies during the call, the next step queries, never charges again."""
@@ -393,9 +387,8 @@ def _charge(payment: CodePayment, provider: Provider, now: datetime) -> None:
         )
         if taken != 1 or not code:
             order = Order.objects.get(pk=payment.order_id)
-            _finish(payment, CodeState.FAILED, f"the order was {order.state} already", now)
-            if order.state != OrderState.PAID:
-                _tell(payment, FAILED + DECLINED_REASON, now, over_decision=True)
+            say = FAILED + DECLINED_REASON if order.state != OrderState.PAID else None
+            _finish(payment, CodeState.FAILED, f"the order was {order.state} already", now, say)
             return
         payment.state = CodeState.CHECKING
         payment.code = ""
@@ -404,14 +397,13 @@ def _charge(payment: CodePayment, provider: Provider, now: datetime) -> None:
         payment.save(update_fields=["state", "code", "attempts", "next_step_at"])
     payment.order.refresh_from_db()
     try:
-        result = provider.codepay(charge_of(payment.order), code)
+        result = provider.codepay(charge_for(payment.order, provider), code)
     except ProviderError as error:
         _unknown(payment, f"charge: {error}", now, checks_done=0)
         return
     except Refused as refused:
-        _close_order(payment, now)
-        _finish(payment, CodeState.FAILED, f"refused: {refused}", now)
-        _tell(payment, FAILED + DECLINED_REASON, now, over_decision=True)
+        detail = f"refused: {refused}"
+        _finish(payment, CodeState.FAILED, detail, now, FAILED + DECLINED_REASON, close=True)
         return
     _outcome(payment, provider, result, now)
 
@@ -421,7 +413,7 @@ def _poll(payment: CodePayment, provider: Provider, now: datetime) -> None:
     payment.attempts += 1
     try:
         result = provider.query(payment.order.out_trade_no)
-    except ProviderError as error:
+    except (ProviderError, Refused) as error:
         payment.detail = f"query: {error}"[:256]
         result = None
     if result is not None and result.state not in (TradeState.USERPAYING, TradeState.NOTPAY):
@@ -436,7 +428,7 @@ def _check(payment: CodePayment, provider: Provider, now: datetime) -> None:
     payment.attempts += 1
     try:
         result = provider.query(payment.order.out_trade_no)
-    except ProviderError as error:
+    except (ProviderError, Refused) as error:  # Refused: e.g. no such trade (yet)
         _unknown(payment, f"query: {error}", now, checks_done=checks_done + 1)
         return
     if result.state == TradeState.NOTPAY:
@@ -467,12 +459,12 @@ def _outcome(payment: CodePayment, provider: Provider, result: TradeResult, now:
             _tell(payment, CONFIRM_ON_PHONE, now, over_decision=False)
         _wait_for_driver(payment, provider, now)
     elif result.state in (TradeState.PAYERROR, TradeState.CLOSED, TradeState.REVOKED):
-        _close_order(payment, now)
         reason = result.detail or DECLINED_REASON
-        _finish(payment, CodeState.DECLINED, f"{result.state}: {reason}", now)
-        _tell(payment, FAILED + reason, now, over_decision=True)
+        detail = f"{result.state}: {reason}"
+        _finish(payment, CodeState.DECLINED, detail, now, FAILED + reason, close=True)
     else:  # NOTPAY after a charge call, REFUND: nothing to decide on yet
-        _unknown(payment, f"charge answered {result.state}", now, checks_done=0)
+        checks_done = max(0, payment.attempts - 1)
+        _unknown(payment, f"provider answered {result.state}", now, checks_done=checks_done)
 
 
 def _wait_for_driver(payment: CodePayment, provider: Provider, now: datetime) -> None:
@@ -496,24 +488,21 @@ def _reverse(
     try:
         provider.reverse(payment.order.out_trade_no)
     except (ProviderError, Refused) as error:
-        _finish(payment, CodeState.FAILED, f"{detail}; reverse failed: {error}", now)
-        _tell(payment, FAILED + UNREACHABLE_REASON, now, over_decision=True)
+        detail = f"{detail}; reverse failed: {error}"
+        _finish(payment, CodeState.FAILED, detail, now, FAILED + UNREACHABLE_REASON)
         return
-    _close_order(payment, now)
-    _finish(payment, CodeState.REVERSED, detail, now)
-    _tell(payment, FAILED + reason, now, over_decision=True)
+    _finish(payment, CodeState.REVERSED, detail, now, FAILED + reason, close=True)
 
 
 def _settle(payment: CodePayment, provider: Provider, result: TradeResult, now: datetime) -> None:
     settled = settle(result, provider=provider.name, channel=provider.channel, now=now)
     verdict = settled.verdict
     if verdict in (billing.Verdict.PAYS, billing.Verdict.PAYS_LATE, billing.Verdict.DUPLICATE):
-        _finish(payment, CodeState.SUCCEEDED, str(verdict), now)
-        if not settled.opened:
-            _tell(payment, PAID, now, over_decision=False)
+        say = None if settled.opened else PAID
+        _finish(payment, CodeState.SUCCEEDED, str(verdict), now, say, over_decision=False)
         return
-    _finish(payment, CodeState.FAILED, f"paid, but {verdict}: flagged for review", now)
-    _tell(payment, MISMATCH, now, over_decision=False)
+    detail = f"paid, but {verdict}: flagged for review"
+    _finish(payment, CodeState.FAILED, detail, now, MISMATCH, over_decision=False)
 
 
 def _close_order(payment: CodePayment, now: datetime) -> None:
@@ -523,15 +512,30 @@ def _close_order(payment: CodePayment, now: datetime) -> None:
     ).update(state=OrderState.CLOSED, closed_at=now)
 
 
-def _finish(payment: CodePayment, state: str, detail: str, now: datetime) -> None:
-    payment.state = state
-    payment.detail = detail[:256]
-    payment.finished_at = now
-    payment.next_step_at = None
-    payment.code = ""
-    payment.save(
-        update_fields=["state", "detail", "finished_at", "next_step_at", "code", "attempts"]
-    )
+def _finish(
+    payment: CodePayment,
+    state: str,
+    detail: str,
+    now: datetime,
+    say: str | None = None,
+    *,
+    over_decision: bool = True,
+    close: bool = False,
+) -> None:
+    """End the payment (its order closed if ``close``) and tell the driver ``say``, together."""
+    with transaction.atomic():
+        if close:
+            _close_order(payment, now)
+        payment.state = state
+        payment.detail = detail[:256]
+        payment.finished_at = now
+        payment.next_step_at = None
+        payment.code = ""
+        payment.save(
+            update_fields=["state", "detail", "finished_at", "next_step_at", "code", "attempts"]
+        )
+        if say is not None:
+            _tell(payment, say, now, over_decision=over_decision)
 
 
 def orders_under_way() -> set[int]:

@@ -19,7 +19,6 @@ logged and never stops the others.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from typing import Any
 from eppark.dbstate import unreachable
 from eppark.orders.models import Order, OrderState
 from eppark.payments import codepay
+from eppark.payments.checkout import close_order, confirm_by_query
 from eppark.payments.reconcile import reconcile_due
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,8 @@ BATCH = 100
 """Orders looked at per job per round, oldest first (the rest wait for the next round)."""
 
 
-def _checkout() -> Any:
-    return importlib.import_module("eppark.payments.checkout")
-
-
 def stuck_paying(now: datetime) -> int:
-    """Query orders paying for over a minute; how many were settled as paid."""
+    """Query orders paying for over a minute; how many the provider reported paid (settled)."""
     under_way = codepay.orders_under_way()
     orders = (
         Order.objects.filter(state=OrderState.PAYING, created_at__lte=now - STUCK_AFTER)
@@ -51,11 +47,10 @@ def stuck_paying(now: datetime) -> int:
         .select_related("lot")
         .order_by("created_at")[:BATCH]
     )
-    confirm = _checkout().confirm_by_query
     paid = 0
     for order in orders:
         try:
-            if confirm(order, now):
+            if confirm_by_query(order, now) is not None:
                 paid += 1
         except Exception as error:
             if unreachable(error):
@@ -73,18 +68,15 @@ def expired(now: datetime) -> int:
         .select_related("lot")
         .order_by("expires_at")[:BATCH]
     )
-    close = _checkout().close_order
     closed = 0
     for order in orders:
         try:
-            close(order, now)
+            if close_order(order, now):
+                closed += 1
         except Exception as error:
             if unreachable(error):
                 raise
             log.warning("order %s: close failed (%s); tried again later", order, error)
-            continue
-        if Order.objects.filter(pk=order.pk, state=OrderState.CLOSED).exists():
-            closed += 1
     return closed
 
 

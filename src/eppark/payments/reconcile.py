@@ -42,7 +42,13 @@ from django.utils.translation import gettext
 
 from eppark.lots.models import Lot
 from eppark.orders.models import Order, OrderState
-from eppark.payments.models import Difference, Reconciliation, ReconciliationLine
+from eppark.payments.models import (
+    Difference,
+    Reconciliation,
+    ReconciliationLine,
+    Refund,
+    RefundState,
+)
 from eppark.payments.providers.base import BillLine, Provider, ProviderError, TradeState
 
 log = logging.getLogger(__name__)
@@ -55,7 +61,10 @@ BILL_READY = time(10, 0)
 PAID_STATES = (OrderState.PAID, OrderState.REFUNDED)
 """Orders whose money was taken (a refunded order was paid first)."""
 
-_OUR_TO_THEIRS = {OrderState.PAID: TradeState.SUCCESS, OrderState.REFUNDED: TradeState.REFUND}
+_AGREEING = {
+    OrderState.PAID: {TradeState.SUCCESS},
+    OrderState.REFUNDED: {TradeState.REFUND},
+}
 
 
 # -- the comparison (pure) ---------------------------------------------------------------------
@@ -68,6 +77,8 @@ class Ours:
     out_trade_no: str
     state: str
     amount: int  # fen paid (the order's amount if the payment did not say)
+    refunded_later: bool = False  # refunded after the day ended (still paid that day)
+    elsewhere: bool = False  # paid here through another provider or app
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +126,10 @@ def compare(
 
     ``day_orders``: our orders paid that day; ``named``: our orders (any state, any day)
     the provider's lines name; ``theirs``: those lines. A trade the provider charged
-    but we hold unpaid is ``MISSING_OURS``; one we hold paid that day but the
-    provider does not list is ``MISSING_THEIRS``; otherwise amounts and states
-    are compared (both may differ: two lines).
+    but we hold unpaid, or paid through another provider (the money taken twice),
+    is ``MISSING_OURS``; one we hold paid that day but the provider does not list
+    is ``MISSING_THEIRS``; otherwise amounts and states are compared (both may
+    differ: two lines).
     """
     found: list[Mismatch] = []
     for number in sorted(set(day_orders) | set(theirs)):
@@ -127,7 +139,7 @@ def compare(
             if ours is not None:
                 found.append(Mismatch(number, Difference.MISSING_THEIRS, ours, None))
             continue
-        if ours is None or ours.state not in PAID_STATES:
+        if ours is None or ours.state not in PAID_STATES or ours.elsewhere:
             kind = (
                 Difference.MISSING_OURS if their.state == TradeState.SUCCESS else Difference.STATE
             )
@@ -135,9 +147,18 @@ def compare(
             continue
         if ours.amount != their.amount:
             found.append(Mismatch(number, Difference.AMOUNT, ours, their))
-        if _OUR_TO_THEIRS.get(OrderState(ours.state)) != their.state:
+        if their.state not in _agreeing(ours):
             found.append(Mismatch(number, Difference.STATE, ours, their))
     return found
+
+
+def _agreeing(ours: Ours) -> set[TradeState]:
+    """The provider's states that agree with ours: a trade refunded after the day may be
+    listed as paid (WeChat's bill of the day) or as refunded (its state now)."""
+    agreeing = set(_AGREEING.get(OrderState(ours.state), set()))
+    if ours.refunded_later:
+        agreeing.add(TradeState.SUCCESS)
+    return agreeing
 
 
 # -- the day's window and the provider's key ------------------------------------------------------
@@ -194,6 +215,7 @@ def reconcile(
         lines = provider.bill(day)
     theirs_all = fold(lines)
     key = provider_key(provider)
+    start, end = day_window(day)
     orders_named = {
         o.out_trade_no: o
         for o in Order.objects.filter(out_trade_no__in=list(theirs_all)).only(
@@ -211,7 +233,6 @@ def reconcile(
             if n in orders_named and orders_named[n].lot_id == lot.pk
         }
         _settle_refunds(theirs, now)
-        start, end = day_window(day)
         paid = Order.objects.filter(
             lot=lot,
             provider=provider.name,
@@ -220,17 +241,27 @@ def reconcile(
             paid_at__gte=start,
             paid_at__lt=end,
         )
-        day_orders = {o.out_trade_no: _ours(o) for o in paid}
+        later = set(
+            Refund.objects.filter(
+                order__in=paid, state=RefundState.SUCCEEDED, finished_at__gte=end
+            ).values_list("order_id", flat=True)
+        )
+        day_orders = {o.out_trade_no: _ours(o, o.pk in later) for o in paid}
         named = {
-            o.out_trade_no: _ours(o) for o in Order.objects.filter(out_trade_no__in=list(theirs))
+            o.out_trade_no: _ours(
+                o, elsewhere=(o.provider, o.channel) != (provider.name, provider.channel)
+            )
+            for o in Order.objects.filter(out_trade_no__in=list(theirs))
         }
     mismatches = compare(day_orders, named, theirs)
+    paid_that_day = {line.out_trade_no for line in lines if start <= line.at < end}
+    charged = [t for n, t in theirs.items() if n in paid_that_day]
     with transaction.atomic():
         record = _locked_record(lot, day, key, now)
         record.ours_count = len(day_orders)
         record.ours_total = sum(o.amount for o in day_orders.values())
-        record.theirs_count = len(theirs)
-        record.theirs_total = sum(t.amount for t in theirs.values())
+        record.theirs_count = len(charged)
+        record.theirs_total = sum(t.amount for t in charged)
         record.differences = len(mismatches)
         record.run_at = now
         record.detail = ""
@@ -261,13 +292,13 @@ def reconcile(
     return record
 
 
-def _ours(order: Order) -> Ours:
+def _ours(order: Order, refunded_later: bool = False, *, elsewhere: bool = False) -> Ours:
     paid = order.paid_amount if order.paid_amount is not None else order.amount
-    return Ours(order.out_trade_no, order.state, paid)
+    return Ours(order.out_trade_no, order.state, paid, refunded_later, elsewhere)
 
 
 def _locked_record(lot: Lot | None, day: date, key: str, now: datetime) -> Reconciliation:
-    rows = Reconciliation.objects.select_for_update().filter(day=day, provider=key)
+    rows = Reconciliation.objects.select_for_update().filter(day=day, provider=key).order_by("pk")
     rows = rows.filter(lot__isnull=True) if lot is None else rows.filter(lot=lot)
     record = rows.first()
     if record is None:

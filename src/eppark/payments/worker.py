@@ -6,7 +6,8 @@ Every ``EPPARK_PAYMENTS_POLL_S`` (0.3 s) it
   poll a USERPAYING one, query after an error, reverse) — the provider HTTP
   calls happen here, never on the gateway's event loop;
 - sends the sandbox's due notifications (``eppark.payments.delivery.deliver_due``:
-  the sandbox plays the provider, which calls back the project), when present;
+  the sandbox plays the provider, which calls back the project; nothing to do
+  when real providers are configured);
 
 and every ``EPPARK_PAYMENTS_JOBS_S`` (30 s) runs the book-keeping jobs
 (``eppark.payments.jobs``: stuck paying orders, expired orders, the daily
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from eppark.dbstate import DatabaseState, drop_connection, unreachable
 from eppark.payments import codepay, jobs
+from eppark.payments.delivery import deliver_due
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,6 @@ def poll_interval() -> float:
 def jobs_interval() -> float:
     """Seconds between two rounds of the book-keeping jobs."""
     return float(getattr(settings, "EPPARK_PAYMENTS_JOBS_S", 30))
-
-
-def delivery_hook() -> Callable[[datetime], Any] | None:
-    """``eppark.payments.delivery.deliver_due`` (the sandbox's notifications), if installed."""
-    try:
-        module = importlib.import_module("eppark.payments.delivery")
-    except ImportError:
-        return None
-    hook = getattr(module, "deliver_due", None)
-    return hook if callable(hook) else None
 
 
 def _close_connection() -> None:
@@ -81,15 +72,12 @@ class PaymentsWorker:
         self.rounds = 0
         self.database = DatabaseState("payments worker", log)
         self._next_jobs = 0.0  # monotonic time of the next jobs round (at once on start)
-        self._deliver = delivery_hook()
 
     def tick(self) -> None:
         """One round: due code payments, the sandbox's notifications, the jobs when due."""
         close_old_connections()
         self._guarded("code payments", lambda: codepay.run_due(self.clock()))
-        if self._deliver is not None:
-            deliver = self._deliver
-            self._guarded("sandbox notifications", lambda: deliver(self.clock()))
+        self._guarded("sandbox notifications", lambda: deliver_due(self.clock()))
         if time.monotonic() >= self._next_jobs:
             self._next_jobs = time.monotonic() + self.jobs_every
             self._guarded("jobs", lambda: jobs.run(self.clock()))

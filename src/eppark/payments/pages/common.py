@@ -93,6 +93,11 @@ def page(
     return identity.remember(request, response)
 
 
+def redirect(request: HttpRequest, url: str) -> HttpResponse:
+    """A redirect that keeps a new sandbox user id (a form posted before any page was shown)."""
+    return identity.remember(request, HttpResponseRedirect(url))
+
+
 def message(
     request: HttpRequest,
     title: str,
@@ -314,7 +319,7 @@ def start_payment(request: HttpRequest, order: Order, now: datetime, *, back: st
     if started.kind == "jsapi":
         context = {"params": dict(started.params), "result": result, "amount": yuan(order.amount)}
         return page(request, "jsapi.html", context)
-    return HttpResponseRedirect(started.url or result)
+    return redirect(request, started.url or result)
 
 
 def now() -> datetime:

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import pgettext
 
 from eppark.domain import billing
@@ -113,7 +113,7 @@ def unplated_entry(request: HttpRequest, visit: GateVisit) -> HttpResponse:
         return common.message(
             request, pgettext("driver", "Cannot enter"), refused.message, status=409, call_hint=True
         )
-    return HttpResponseRedirect(request.path)
+    return common.redirect(request, request.path)
 
 
 def _ticket_page(request: HttpRequest, ticket: UnplatedTicket) -> HttpResponse:

@@ -29,13 +29,14 @@ def configured() -> dict[str, Provider]:
 
 
 def _build(env: Mapping[str, str]) -> dict[str, Provider]:
-    from eppark.payments.providers import alipay, wechat
+    from eppark.payments.providers.alipay import from_environ as alipay_from_environ
+    from eppark.payments.providers.wechat import from_environ as wechat_from_environ
 
     real: dict[str, Provider] = {}
-    wechat_provider = wechat.from_environ(env)
+    wechat_provider = wechat_from_environ(env)
     if wechat_provider is not None:
         real[WECHAT] = wechat_provider
-    alipay_provider = alipay.from_environ(env)
+    alipay_provider = alipay_from_environ(env)
     if alipay_provider is not None:
         real[ALIPAY] = alipay_provider
     if real:

@@ -46,6 +46,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from eppark.evidence.links import public_url
 from eppark.payments.models import SandboxDelivery, SandboxTrade
@@ -160,7 +161,9 @@ def safe_return_url(return_url: str) -> str:
             raise Refused("return_url must be a path on this site")
         path = parts.path or "/"
         return path + (f"?{parts.query}" if parts.query else "")
-    if not return_url.startswith("/"):
+    if not return_url.startswith("/") or not url_has_allowed_host_and_scheme(
+        return_url, allowed_hosts=None
+    ):
         raise Refused("return_url must be a path on this site")
     return return_url
 
@@ -191,14 +194,19 @@ class Sandbox:
         back = safe_return_url(return_url)
         _check_charge(charge)
         now = self.now()
+        _confirm(charge.out_trade_no, now)
         with transaction.atomic():
             trade = _locked(charge.out_trade_no)
             if trade is None:
                 trade = SandboxTrade(out_trade_no=charge.out_trade_no, created_at=now)
-            elif trade.state in (TradeState.SUCCESS, TradeState.REFUND):
+            else:
+                _advance(trade, now)
+            if trade.state in (TradeState.SUCCESS, TradeState.REFUND):
                 raise Refused("ORDERPAID: the trade is already paid")
-            elif trade.state in (TradeState.CLOSED, TradeState.REVOKED):
+            if trade.state in (TradeState.CLOSED, TradeState.REVOKED):
                 raise Refused("ORDERCLOSED: the trade is closed")
+            if trade.state == TradeState.USERPAYING:
+                raise Refused("USERPAYING: the driver is confirming a payment code")
             trade.channel = self.channel
             trade.amount = charge.amount
             trade.description = charge.description[:128]
@@ -223,6 +231,7 @@ class Sandbox:
         if not code.isdigit():
             raise Refused("INVALID_REQUEST: not a payment code")
         now = self.now()
+        _confirm(charge.out_trade_no, now)
         last = code[-1]
         with transaction.atomic():
             trade = _locked(charge.out_trade_no)
@@ -270,6 +279,7 @@ class Sandbox:
     def close(self, out_trade_no: str) -> None:
         """Close an unpaid trade; ``Refused`` for a paid one. Closing twice is harmless."""
         now = self.now()
+        _confirm(out_trade_no, now)
         with transaction.atomic():
             trade = _locked(out_trade_no)
             if trade is None:
@@ -286,6 +296,7 @@ class Sandbox:
     def reverse(self, out_trade_no: str) -> None:
         """Cancel a trade (撤销): unpaid → REVOKED; paid → refunded in full and REVOKED."""
         now = self.now()
+        _confirm(out_trade_no, now)
         with transaction.atomic():
             trade = _locked(out_trade_no)
             if trade is None:
@@ -306,6 +317,7 @@ class Sandbox:
     ) -> RefundResult:
         """Give back ``amount`` fen (once per ``out_refund_no``); REFUND when fully refunded."""
         now = self.now()
+        _confirm(out_trade_no, now)
         with transaction.atomic():
             trade = _locked(out_trade_no)
             if trade is None:
@@ -457,6 +469,14 @@ def _advance(trade: SandboxTrade, now: datetime) -> None:
         and trade.confirms_at <= now
     ):
         _pay(trade, trade.confirms_at, payer=trade.payer)
+
+
+def _confirm(out_trade_no: str, now: datetime) -> None:
+    """Pay the trade if its driver has confirmed by ``now`` (committed before anything refuses)."""
+    with transaction.atomic():
+        trade = _locked(out_trade_no)
+        if trade is not None:
+            _advance(trade, now)
 
 
 def confirm_due(now: datetime) -> int:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("lots", "0003_renewal_prices"),
-        ("payments", "0001_initial"),
+        ("payments", "0002_sandboxtrade_refunds"),
     ]
 
     operations = [
