@@ -328,6 +328,34 @@ class RefundAdmin(ReadOnlyAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):  #
         "detail",
     )
     readonly_fields = ("order_link", "amount_yuan", "refund_reason", "requested_at")
+    actions = ("recheck",)
+
+    def has_recheck_permission(self, request: HttpRequest) -> bool:
+        """Those who may refund (operators of the lot, admins) ask again."""
+        return bool(request.user.has_perm("orders.change_order"))
+
+    @admin.action(description=gettext_lazy("Ask the provider again"), permissions=["recheck"])
+    def recheck(self, request: HttpRequest, queryset: QuerySet[Refund]) -> None:
+        """Refunds still processing: ask the provider again under the same refund number."""
+        from eppark.payments.refunds import recheck
+        from eppark.records.errors import Refused
+
+        settled = 0
+        for row in queryset.filter(state=RefundState.REQUESTED):
+            if not may_act_on_lot(request.user, row.lot_id):
+                continue
+            try:
+                done = recheck(row)
+            except Refused as refused:
+                self.message_user(request, f"{row}: {refused.message}", messages.WARNING)
+                continue
+            if done.state != RefundState.REQUESTED:
+                settled += 1
+        self.message_user(
+            request,
+            _("Refunds settled: %(count)d.") % {"count": settled},
+            messages.SUCCESS,
+        )
 
     @admin.display(description=gettext_lazy("requested at"), ordering="created_at")
     def requested_at(self, obj: Refund) -> Any:

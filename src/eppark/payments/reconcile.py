@@ -319,12 +319,15 @@ def _settle_refunds(theirs: Mapping[str, Theirs], now: datetime) -> None:
 
 
 def reconcile_day(day: date, now: datetime) -> list[Reconciliation]:
-    """Every lot × configured provider for ``day``, and the unmatched trades.
+    """Every lot × configured provider for ``day``, and the unmatched trades (refunds
+    still processing are asked about again first).
 
     A provider whose bill cannot be fetched is skipped (logged); the others are done.
     """
     from eppark.payments.providers import configured
+    from eppark.payments.refunds import recheck_pending
 
+    recheck_pending(now)  # refunds still processing: ask the providers again
     done: list[Reconciliation] = []
     lots = list(Lot.objects.order_by("code"))
     for provider in configured().values():
