@@ -17,7 +17,12 @@ screen. When it shows a QR code, the driver either
 
 Once the gate opens the car drives through (the loop reports it gone).
 Drivers with nothing to do (the gate opened, or a refusal on the screen) wait
-a little and back away when the gate stays shut, as before.
+a little and back away when the gate stays shut, as before; one asked to call
+an agent (no entry record) presses the robot's call button first.
+
+The demo writes one JSON line per driver (``var/sim-drivers.jsonl``): the
+scenario, the habit, and what came of it (paid, entered, free, opened, idle,
+left, stuck with what the phone showed).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ PAY = "立即支付"
 CONFIRM_PAY = "确认支付"
 PHONE = "手机号"
 LET_IN = "确认进场"
+CALL = "呼叫"  # the robot asks the driver to press its call button (no entry record)
 OPEN_GATE = "开闸出场"  # nothing due (free period, paid before): the page lets the car out
 
 
@@ -220,8 +226,11 @@ class Drivers:
             if await self._opened(arrival, robot, watch, timeout=5.0):
                 await self._drive_through(robot)
                 return self._outcome(arrival, robot, "-", "opened")
+            asked_to_call = shown is not None and CALL in (shown.voice or "")
+            if asked_to_call and robot.online.is_set():
+                await robot.press_call_button()  # the agent's business from here
             await self._back_away(arrival, robot, self.patience)
-            return self._outcome(arrival, robot, "-", "left")
+            return self._outcome(arrival, robot, "-", "called, left" if asked_to_call else "left")
         habit = self.choose(arrival)
         if habit is Habit.IDLE:
             await self._back_away(arrival, robot, self.idle_patience)
