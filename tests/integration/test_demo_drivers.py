@@ -31,8 +31,10 @@ from eppark.gateway.service import Gateway
 from eppark.lots.models import Gate, Lot
 from eppark.orders.models import Order, OrderState
 from eppark.passes.models import MonthlyPass, PassPlate
+from eppark.payments.models import Reconciliation
+from eppark.payments.reconcile import business_day
 from eppark.payments.worker import PaymentsWorker
-from eppark.sim.drivers import Drivers, Habit, Outcome
+from eppark.sim.drivers import Drivers, Habit, Outcome, reconcile_today
 from eppark.sim.robot import SimRobot
 from eppark.sim.traffic import Arrival, Traffic
 from eppark.stays.congestion import held_up
@@ -289,3 +291,12 @@ def test_drivers_pay_register_renew_or_do_nothing(world: World) -> None:
     assert not Order.objects.filter(plate="粤B10003").exists()
     held = {v.pk for v in held_up(timezone.now())}
     assert held == {visit.pk}  # only the car whose driver did nothing
+
+    # the demo's book-keeping: today's reconciliation agrees with what the drivers paid
+    assert reconcile_today() > 0
+    books = Reconciliation.objects.filter(lot=lot, day=business_day(timezone.now()))
+    paid = Order.objects.filter(lot=lot, state=OrderState.PAID)
+    assert sum(r.ours_count for r in books) == paid.count() == 5  # 3 temp, unplated, renewal
+    assert sum(r.theirs_count for r in books) == paid.count()
+    assert sum(r.ours_total for r in books) == sum(o.amount for o in paid)
+    assert [r.differences for r in books] == [0] * len(books)
