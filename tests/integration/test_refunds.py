@@ -244,3 +244,59 @@ def test_a_refund_already_processing_blocks_a_second_one(world: dict[str, Any]) 
         refunds.refund(order, operator, "第二次")
     assert Refund.objects.filter(order=order).count() == 1
     assert trade(order).refunded == 0
+
+
+def requested(order: Order, user: User) -> Refund:
+    """A refund the provider answered "processing" for (what ``refunds.refund`` leaves)."""
+    return Refund.objects.create(
+        order=order,
+        lot=order.lot,
+        out_refund_no=f"R{order.out_trade_no}-01",
+        amount=order.paid_amount or order.amount,
+        reason="车主重复缴费",
+        requested_by=user,
+    )
+
+
+def test_a_processing_refund_is_asked_about_again_from_the_refunds_list(
+    world: dict[str, Any],
+) -> None:
+    order = paid_order(world["a"], "EPT20261201A009")
+    operator = world["users"]["operator"]
+    row = requested(order, operator)
+    listing = reverse("admin:payments_refund_changelist")
+    agent = client_for(world["users"]["agent"])
+    assert "查询退款结果" not in agent.get(listing).content.decode()
+    agent.post(listing, {"action": "recheck", "_selected_action": [str(row.pk)]})
+    assert Refund.objects.get(pk=row.pk).state == RefundState.REQUESTED
+    other = client_for(world["users"]["operator_b"])
+    other.post(listing, {"action": "recheck", "_selected_action": [str(row.pk)]})
+    assert Refund.objects.get(pk=row.pk).state == RefundState.REQUESTED
+
+    client = client_for(operator)
+    assert "查询退款结果" in client.get(listing).content.decode()
+    response = client.post(
+        listing, {"action": "recheck", "_selected_action": [str(row.pk)]}, follow=True
+    )
+    assert response.status_code == 200
+    row.refresh_from_db()
+    assert row.state == RefundState.SUCCEEDED
+    order.refresh_from_db()
+    assert order.state == OrderState.REFUNDED
+    last = Order.history.filter(id=order.pk).latest()
+    assert (last.history_user, last.history_change_reason) == (operator, "车主重复缴费")
+    assert trade(order).refunded == 800
+    # asked once more: the provider refunds once per refund number
+    refunds.recheck(row)
+    assert trade(order).refunded == 800
+
+
+def test_processing_refunds_are_asked_about_again_by_the_daily_run(
+    world: dict[str, Any],
+) -> None:
+    order = paid_order(world["a"], "EPT20261201A010")
+    row = requested(order, world["users"]["operator"])
+    assert refunds.recheck_pending(datetime.now(UTC)) == 0  # too fresh
+    assert refunds.recheck_pending(datetime.now(UTC) + timedelta(minutes=6)) == 1
+    assert Refund.objects.get(pk=row.pk).state == RefundState.SUCCEEDED
+    assert Order.objects.get(pk=order.pk).state == OrderState.REFUNDED

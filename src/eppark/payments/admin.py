@@ -85,7 +85,7 @@ def provider_words(key: str) -> str:
     name, _sep, channel = key.partition("/")
     words = str(PROVIDER_WORDS.get(name, name or "—"))
     if channel:
-        words = f"{words} ({PROVIDER_WORDS.get(channel, channel)})"
+        words = f"{words} · {PROVIDER_WORDS.get(channel, channel)}"
     return words
 
 
@@ -162,12 +162,12 @@ class RefundInline(_ReadOnlyInline):
     model = Refund
     fk_name = "order"
     fields = (
-        "created_at",
+        "requested_at",
         "out_refund_no",
         "amount_yuan",
         "state",
         "requested_by",
-        "reason",
+        "refund_reason",
         "finished_at",
         "detail",
     )
@@ -177,6 +177,16 @@ class RefundInline(_ReadOnlyInline):
     def amount_yuan(self, obj: Refund) -> str:
         """The refunded amount in yuan."""
         return yuan(obj.amount)
+
+    @admin.display(description=gettext_lazy("requested at"))
+    def requested_at(self, obj: Refund) -> Any:
+        """When the refund was asked."""
+        return obj.created_at
+
+    @admin.display(description=gettext_lazy("refund reason"))
+    def refund_reason(self, obj: Refund) -> str:
+        """Why the person refunded."""
+        return obj.reason
 
 
 # -- the records' own lists ---------------------------------------------------------------------
@@ -290,14 +300,14 @@ class RefundAdmin(ReadOnlyAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):  #
     """Refunds asked from the back office: who, why, how much, and how it went."""
 
     list_display = (
-        "created_at",
+        "requested_at",
         "out_refund_no",
         "order_link",
         "lot",
         "amount_yuan",
         "state_shown",
         "requested_by",
-        "reason",
+        "refund_reason",
         "finished_at",
     )
     list_filter = ("state", "lot")
@@ -310,14 +320,52 @@ class RefundAdmin(ReadOnlyAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):  #
         "lot",
         "amount_yuan",
         "state",
-        "reason",
+        "refund_reason",
         "requested_by",
-        "created_at",
+        "requested_at",
         "finished_at",
         "provider_refund_id",
         "detail",
     )
-    readonly_fields = ("order_link", "amount_yuan", "created_at")
+    readonly_fields = ("order_link", "amount_yuan", "refund_reason", "requested_at")
+    actions = ("recheck",)
+
+    def has_recheck_permission(self, request: HttpRequest) -> bool:
+        """Those who may refund (operators of the lot, admins) ask again."""
+        return bool(request.user.has_perm("orders.change_order"))
+
+    @admin.action(description=gettext_lazy("Ask the provider again"), permissions=["recheck"])
+    def recheck(self, request: HttpRequest, queryset: QuerySet[Refund]) -> None:
+        """Refunds still processing: ask the provider again under the same refund number."""
+        from eppark.payments.refunds import recheck
+        from eppark.records.errors import Refused
+
+        settled = 0
+        for row in queryset.filter(state=RefundState.REQUESTED):
+            if not may_act_on_lot(request.user, row.lot_id):
+                continue
+            try:
+                done = recheck(row)
+            except Refused as refused:
+                self.message_user(request, f"{row}: {refused.message}", messages.WARNING)
+                continue
+            if done.state != RefundState.REQUESTED:
+                settled += 1
+        self.message_user(
+            request,
+            _("Refunds settled: %(count)d.") % {"count": settled},
+            messages.SUCCESS,
+        )
+
+    @admin.display(description=gettext_lazy("requested at"), ordering="created_at")
+    def requested_at(self, obj: Refund) -> Any:
+        """When the refund was asked."""
+        return obj.created_at
+
+    @admin.display(description=gettext_lazy("refund reason"))
+    def refund_reason(self, obj: Refund) -> str:
+        """Why the person refunded."""
+        return obj.reason
 
     @admin.display(description=gettext_lazy("order"), ordering="order")
     def order_link(self, obj: Refund) -> SafeString | str:
@@ -382,6 +430,29 @@ class ReconciliationLineInline(_ReadOnlyInline):
         return trade_state_words(obj.theirs_state)
 
 
+class ProviderFilter(admin.SimpleListFilter):
+    """The providers of the days the user sees, in words."""
+
+    title = gettext_lazy("provider")
+    parameter_name = "provider"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        """The providers of the visible rows."""
+        keys = (
+            model_admin.get_queryset(request)
+            .order_by("provider")
+            .values_list("provider", flat=True)
+            .distinct()
+        )
+        return [(key, provider_words(key)) for key in keys]
+
+    def queryset(self, request: Any, queryset: Any) -> Any:
+        """The rows of the chosen provider."""
+        if self.value():
+            return queryset.filter(provider=self.value())
+        return queryset
+
+
 @admin.register(Reconciliation)
 class ReconciliationAdmin(ReadOnlyAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     """Each lot's day: our payments against the provider's, differences in red."""
@@ -398,7 +469,7 @@ class ReconciliationAdmin(ReadOnlyAdminMixin, LotScopedAdminMixin, admin.ModelAd
         "run_at",
     )
     list_display_links = ("day", "lot_shown")
-    list_filter = ("lot", "provider")
+    list_filter = ("lot", ProviderFilter)
     date_hierarchy = "day"
     list_select_related = ("lot",)
     fields = (

@@ -38,6 +38,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
+from django.db.models import Count
 from django.utils.translation import gettext
 
 from eppark.lots.models import Lot
@@ -317,25 +318,39 @@ def _settle_refunds(theirs: Mapping[str, Theirs], now: datetime) -> None:
 
 # -- every lot, once a day -------------------------------------------------------------------
 
+BILL_RETRY = timedelta(minutes=15)
+"""After a bill could not be fetched, ``reconcile_due`` waits this long before asking again."""
+_bill_failed_at: dict[tuple[str, date], datetime] = {}
+
 
 def reconcile_day(day: date, now: datetime) -> list[Reconciliation]:
-    """Every lot × configured provider for ``day``, and the unmatched trades.
+    """Every lot × configured provider for ``day``, and the unmatched trades (refunds
+    still processing are asked about again first).
 
     A provider whose bill cannot be fetched is skipped (logged); the others are done.
     """
     from eppark.payments.providers import configured
+    from eppark.payments.refunds import recheck_pending
 
+    recheck_pending(now)  # refunds still processing: ask the providers again
     done: list[Reconciliation] = []
-    lots = list(Lot.objects.order_by("code"))
     for provider in configured().values():
-        try:
-            lines = provider.bill(day)
-        except ProviderError:
-            log.warning("the bill of %s for %s is not available yet", provider_key(provider), day)
-            continue
-        for lot in [*lots, None]:
-            done.append(reconcile(lot, day, provider, now, lines))
+        done.extend(_reconcile_provider(provider, day, now))
     return done
+
+
+def _reconcile_provider(provider: Provider, day: date, now: datetime) -> list[Reconciliation]:
+    """Every lot and the unmatched trades of ``day`` with one provider (one bill)."""
+    key = provider_key(provider)
+    try:
+        lines = provider.bill(day)
+    except ProviderError as error:
+        _bill_failed_at[(key, day)] = now
+        log.warning("the bill of %s for %s is not available: %s", key, day, error)
+        return []
+    _bill_failed_at.pop((key, day), None)
+    lots: list[Lot | None] = [*Lot.objects.order_by("code"), None]
+    return [reconcile(lot, day, provider, now, lines) for lot in lots]
 
 
 def ready_at(day: date) -> datetime:
@@ -344,21 +359,40 @@ def ready_at(day: date) -> datetime:
 
 
 def reconcile_due(now: datetime) -> list[Reconciliation]:
-    """Reconcile yesterday once it is due and not yet done after its bill was ready.
+    """Reconcile yesterday, per provider, once it is due and not yet done after its bill
+    was ready.
 
-    Cheap when there is nothing to do (one count); the payments worker calls it
-    in its loop. A run before the bill was ready (a person re-running early)
-    does not count as done.
+    Cheap when there is nothing to do (two small queries); the payments worker
+    calls it in its loop. A run before the bill was ready (a person re-running
+    early) does not count as done. A provider whose bill could not be fetched is
+    asked again ``BILL_RETRY`` later; the others are not fetched again.
     """
     from eppark.payments.providers import configured
+    from eppark.payments.refunds import recheck_pending
 
     yesterday = business_day(now) - timedelta(days=1)
     ready = ready_at(yesterday)
     if now < ready:
         return []
-    keys = [provider_key(p) for p in configured().values()]
-    expected = (Lot.objects.count() + 1) * len(keys)
-    done = Reconciliation.objects.filter(day=yesterday, provider__in=keys, run_at__gte=ready)
-    if done.count() >= expected:
+    expected = Lot.objects.count() + 1  # every lot and the unmatched trades
+    done_by_key = dict(
+        Reconciliation.objects.filter(day=yesterday, run_at__gte=ready)
+        .order_by()
+        .values("provider")
+        .annotate(rows=Count("id"))
+        .values_list("provider", "rows")
+    )
+    due = [
+        provider
+        for provider in configured().values()
+        if done_by_key.get(provider_key(provider), 0) < expected
+        and now - _bill_failed_at.get((provider_key(provider), yesterday), now - BILL_RETRY)
+        >= BILL_RETRY
+    ]
+    if not due:
         return []
-    return reconcile_day(yesterday, now)
+    recheck_pending(now)
+    done: list[Reconciliation] = []
+    for provider in due:
+        done.extend(_reconcile_provider(provider, yesterday, now))
+    return done

@@ -14,8 +14,10 @@ and then
 - the refund succeeded → the order becomes refunded through the audited path
   (``orders.actions.move``: its history says who and why);
 - the provider is still processing it → the refund stays REQUESTED and the
-  order paid; the day's reconciliation settles it when the provider's bill
-  shows the trade refunded (``confirm_pending``), or a person looks again;
+  order paid; it is settled by asking the provider again under the same
+  refund number (``recheck``: the refunds list's 查询退款结果, and every day's
+  reconciliation run, ``recheck_pending``), or when the provider's bill shows
+  the trade refunded (``confirm_pending``);
 - the provider refused or could not be reached → the refund is FAILED with
   the provider's words, the order is unchanged, and the person is told why
   (``Refused``). A refund whose call errored but went through after all shows
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 
 OFFLINE_CHANNELS = frozenset({Channel.CASH, Channel.AGENT, ""})
 """Orders whose money no provider holds: a refund calls no provider."""
+RECHECK_AFTER = timedelta(minutes=5)
+"""A refund still processing this long is asked about again (``recheck_pending``)."""
 
 
 def may_refund(user: Any, order: Order) -> bool:
@@ -94,7 +98,11 @@ def refund(
     return _ask_provider(row, locked, paid, now)
 
 
-def _ask_provider(row: Refund, order: Order, paid: int, now: datetime) -> Refund:
+def _ask_provider(
+    row: Refund, order: Order, paid: int, now: datetime, *, again: bool = False
+) -> Refund:
+    """Ask the order's provider for ``row`` (``again``: a refund already asked, re-asked
+    under the same number, which the providers answer idempotently)."""
     from eppark.payments.providers import NoProvider, by_name
 
     try:
@@ -104,25 +112,67 @@ def _ask_provider(row: Refund, order: Order, paid: int, now: datetime) -> Refund
         why = _("No payment provider is configured for %(channel)s.") % {
             "channel": order.get_channel_display()
         }
+        if again:
+            raise Refused(why) from None
         raise _failed(row, now, why) from None
     except ProviderRefused as refused:
         why = _("The provider refused the refund: %(why)s") % {"why": refused}
         raise _failed(row, now, why) from None
     except ProviderError as error:
         why = _("The provider could not be reached: %(why)s") % {"why": error}
+        if again:  # still unknown: the refund stays requested
+            raise Refused(why) from None
+        raise _failed(row, now, why) from None
+    except Exception:
+        log.exception("refund %s of %s: unexpected error", row.out_refund_no, order.out_trade_no)
+        why = _("The provider could not be reached: %(why)s") % {"why": "unexpected error"}
+        if again:
+            raise Refused(why) from None
         raise _failed(row, now, why) from None
     if result.succeeded:
         return _succeeded(row, order, now, refund_id=result.refund_id, detail=result.detail)
     row.provider_refund_id = result.refund_id[:64]
-    row.detail = (result.detail or "processing")[:256]
+    row.detail = (result.detail or _("the provider is processing the refund"))[:256]
     row.save(update_fields=["provider_refund_id", "detail"])
     log.info("refund %s of %s is processing", row.out_refund_no, order.out_trade_no)
     return row
 
 
+def recheck(row: Refund, now: datetime | None = None) -> Refund:
+    """Ask the provider again about a refund still processing (the same refund number:
+    the providers answer with its state and never refund twice). ``Refused`` when the
+    provider cannot tell yet; a refusal fails the refund."""
+    now = now or timezone.now()
+    row = Refund.objects.select_related("order", "requested_by").get(pk=row.pk)
+    if row.state != RefundState.REQUESTED:
+        return row
+    order = row.order
+    if order.channel in OFFLINE_CHANNELS or not order.provider:
+        return row
+    return _ask_provider(row, order, row.amount, now, again=True)
+
+
+def recheck_pending(now: datetime, older_than: timedelta = RECHECK_AFTER) -> int:
+    """Re-ask the provider about every refund processing for longer than ``older_than``;
+    the number now settled (succeeded or failed)."""
+    settled = 0
+    for row in Refund.objects.filter(
+        state=RefundState.REQUESTED, created_at__lte=now - older_than
+    ).order_by("pk"):
+        try:
+            done = recheck(row, now)
+        except Refused:
+            done = Refund.objects.get(pk=row.pk)
+        if done.state != RefundState.REQUESTED:
+            settled += 1
+    return settled
+
+
 def _succeeded(row: Refund, order: Order, now: datetime, *, refund_id: str, detail: str) -> Refund:
     with transaction.atomic():
-        actions.move(order, OrderState.REFUNDED, row.requested_by, row.reason)
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if locked.state == OrderState.PAID:
+            actions.move(locked, OrderState.REFUNDED, row.requested_by, row.reason)
         row.state = RefundState.SUCCEEDED
         row.finished_at = now
         row.provider_refund_id = refund_id[:64]
