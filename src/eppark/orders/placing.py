@@ -56,12 +56,14 @@ def order_for_stay(
     payer: str = "",
 ) -> Order | None:
     """The open order for what ``stay`` owes now (placed if needed); None when nothing is due."""
-    if stay.exited_at is not None:
-        raise Refused(_("This car has already left the lot."))
-    due = stay_charge(stay, now).due
     kind = OrderKind.UNPLATED if stay.entered_as == EnteredAs.UNPLATED else OrderKind.TEMP
     with transaction.atomic():
-        Stay.objects.select_for_update().filter(pk=stay.pk).first()  # one placer at a time
+        _lock_visit(visit)
+        locked = Stay.objects.select_for_update().filter(pk=stay.pk).first()  # one at a time
+        if locked is None or locked.exited_at is not None:
+            raise Refused(_("This car has already left the lot."))
+        # priced under the lock: a payment committed meanwhile is counted, never asked twice
+        due = stay_charge(locked, now).due
         if due <= 0:
             return None
         current = _open_orders(Order.objects.filter(stay=stay), now).first()
@@ -117,6 +119,7 @@ def order_for_renewal(
         raise Refused(_("This lot offers no such renewal."))
     mine = Order.objects.filter(monthly_pass=monthly_pass)
     with transaction.atomic():
+        _lock_visit(visit)
         MonthlyPass.objects.select_for_update().filter(pk=monthly_pass.pk).first()
         current = _open_orders(mine, now).filter(months=months, amount=option.price).first()
         if current is not None:
@@ -166,6 +169,12 @@ def _touch(order: Order, visit: GateVisit | None, payer: str) -> Order:
     if visit is not None:
         _driver_acted(visit, order.created_at)
     return order
+
+
+def _lock_visit(visit: GateVisit | None) -> None:
+    """Lock the gate visit before the stay or pass: the gate loop's order (visit, then stay)."""
+    if visit is not None:
+        list(GateVisit.objects.select_for_update().filter(pk=visit.pk).values_list("pk"))
 
 
 def _ticket_id(stay: Stay) -> int | None:
