@@ -72,10 +72,10 @@ def order_for_stay(
         _close_open(Order.objects.filter(stay=stay), now)
         order = Order.objects.create(
             kind=kind,
-            lot_id=stay.lot_id,
-            plate=stay.plate,
-            stay=stay,
-            ticket_id=_ticket_id(stay),
+            lot_id=locked.lot_id,
+            plate=locked.plate,  # as it stands now (a corrected plate)
+            stay=locked,
+            ticket_id=_ticket_id(locked),
             amount=due,
             out_trade_no=billing.new_out_trade_no(kind, now, secrets.token_hex(5)),
             priced_at=now,
