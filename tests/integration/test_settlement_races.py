@@ -515,6 +515,31 @@ def test_a_payment_for_more_than_an_ended_stay_cost_is_flagged() -> None:
     assert (stay.total, stay.paid) == (1600, 1600)
 
 
+def test_a_stay_paid_on_two_phones_keeps_both_payments_and_flags_the_second() -> None:
+    site = Site(confirm=False)
+    stay = parked(site, 2.5)
+    now = timezone.now()
+    at_cashier = placing.order_for_stay(stay, now)
+    assert at_cashier is not None
+    Order.objects.filter(pk=at_cashier.pk).update(state=OrderState.PAYING)
+    other_phone = placing.order_for_stay(stay, now)
+    assert other_phone is not None
+    assert other_phone.pk != at_cashier.pk  # the paying one is its provider's
+
+    first, second = (
+        settle_by(paid(at_cashier))(),
+        settle_by(paid(other_phone, transaction_id="4200000002"))(),
+    )
+
+    assert (first.verdict, second.verdict) == (Verdict.PAYS, Verdict.PAYS)
+    at_cashier.refresh_from_db()
+    other_phone.refresh_from_db()
+    assert not at_cashier.needs_review
+    assert other_phone.needs_review
+    assert at_cashier.out_trade_no in other_phone.review_note
+    assert placing.stay_charge(stay, timezone.now()).paid == 2200
+
+
 def test_an_unplated_order_whose_visit_is_gone_is_paid_and_opens_nothing() -> None:
     site = Site(confirm=False)
     stay = parked(site, 2.5, plate=billing.temp_plate(7), entered_as="unplated")

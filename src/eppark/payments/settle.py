@@ -82,6 +82,7 @@ def settle(result: TradeResult, *, provider: str, channel: str, now: datetime) -
         if order.kind == OrderKind.MONTHLY:
             _renew(order)
         elif order.stay_id is not None:
+            _paid_meanwhile(order)
             _book_on_ended_stay(order)
     opened = _let_car_through(order, now)
     return Settled(verdict, order, opened)
@@ -107,6 +108,26 @@ def _lock_owner(out_trade_no: str) -> None:
         list(Stay.objects.select_for_update().filter(pk=stay_id).values_list("pk"))
     if pass_id is not None:
         list(MonthlyPass.objects.select_for_update().filter(pk=pass_id).values_list("pk"))
+
+
+def _paid_meanwhile(order: Order) -> None:
+    """Flag a stay paid twice: another order of it was paid after this one was priced.
+
+    Two orders of one stay can both be open (one at a cashier, one just priced on
+    another phone); the second payment is money taken, kept and flagged for a refund.
+    """
+    other = (
+        Order.objects.filter(
+            stay_id=order.stay_id,
+            state=OrderState.PAID,
+            paid_at__gte=order.priced_at or order.created_at,
+        )
+        .exclude(pk=order.pk)
+        .order_by("paid_at")
+        .first()
+    )
+    if other is not None:
+        _flag(order, f"the stay was paid meanwhile by {other.out_trade_no}: paid twice")
 
 
 def _book_on_ended_stay(order: Order) -> None:
@@ -155,6 +176,8 @@ def _mark_paid(
 
 
 def _flag(order: Order, note: str) -> None:
+    if order.needs_review and order.review_note and note not in order.review_note:
+        note = f"{order.review_note}; {note}"  # every reason kept
     order.needs_review = True
     order.review_note = note[:256]
     order.save(update_fields=["needs_review", "review_note"])
