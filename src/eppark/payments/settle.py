@@ -118,7 +118,7 @@ def _paid_meanwhile(order: Order) -> None:
     """
     other = (
         Order.objects.filter(
-            stay_id=order.stay_id,
+            stay_id=int(order.stay_id or 0),
             state=OrderState.PAID,
             paid_at__gte=order.priced_at or order.created_at,
         )
