@@ -8,6 +8,11 @@ An order's price holds for ``ORDER_PRICE_HOLDS``; asking again within it gives t
 same open order, after it (or when the fee changed) the old one closes and a new
 one is priced. Placing an order for a gate visit is the driver's expected action
 (the manual's 1-minute rule): the visit leaves the outbound call list.
+
+Locks: the gate visit, then the stay (or pass), then its orders — the order the
+gate loop and ``eppark.payments.settle`` follow; the price is computed under the
+stay's lock, so two phones at once get one order and a payment committing
+meanwhile is counted.
 """
 
 from __future__ import annotations

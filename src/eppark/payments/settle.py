@@ -10,8 +10,19 @@ amount, paid once), and a payment
   stay's order (一路平安), any gate for a renewed pass (欢迎回家 / 一路平安);
   otherwise the stay's exit grace has started (the fee rule counts the payment).
 
-A mismatch (amount or number not ours, a second payment of a paid order) is
-flagged for review and never marks anything paid; a duplicate changes nothing.
+A mismatch (amount or number not ours, a second payment of a paid order, the
+same payment reported with another amount) is flagged for review and never
+marks anything paid; a duplicate changes nothing. Money is never refused: a
+payment of a closed order, of a stay that has ended (its ``paid`` grows) or of
+a stay another order paid meanwhile is recorded, and flagged where a person
+should look.
+
+Concurrency: the stay (or pass) is locked before the order, as placing an
+order and closing a stay by hand do, so deliveries of one report at once pay
+once and a payment racing a new price or the expiry job waits its turn; the car
+is let through after the payment commits (``let_through`` re-checks, under the
+visit's lock, that it is still the car at the barrier). Safe inside a caller's
+transaction (then everything commits together).
 """
 
 from __future__ import annotations
