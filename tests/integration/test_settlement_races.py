@@ -44,9 +44,14 @@ PLATE = "粤B88888"
 RACERS = 6
 
 
+_started: list[threading.Thread] = []
+
+
 @pytest.fixture(autouse=True)
 def _close_main_connection() -> Iterator[None]:
     yield
+    while _started:  # joined even when a test failed half-way
+        _started.pop().join(60)
     connection.close()
 
 
@@ -83,6 +88,7 @@ class Background:
         self.value: Any = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(call,))
+        _started.append(self.thread)
         self.thread.start()
 
     def _run(self, call: Callable[[], Any]) -> None:
