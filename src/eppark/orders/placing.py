@@ -8,6 +8,11 @@ An order's price holds for ``ORDER_PRICE_HOLDS``; asking again within it gives t
 same open order, after it (or when the fee changed) the old one closes and a new
 one is priced. Placing an order for a gate visit is the driver's expected action
 (the manual's 1-minute rule): the visit leaves the outbound call list.
+
+Locks: the gate visit, then the stay (or pass), then its orders — the order the
+gate loop and ``eppark.payments.settle`` follow; the price is computed under the
+stay's lock, so two phones at once get one order and a payment committing
+meanwhile is counted.
 """
 
 from __future__ import annotations
@@ -56,12 +61,14 @@ def order_for_stay(
     payer: str = "",
 ) -> Order | None:
     """The open order for what ``stay`` owes now (placed if needed); None when nothing is due."""
-    if stay.exited_at is not None:
-        raise Refused(_("This car has already left the lot."))
-    due = stay_charge(stay, now).due
     kind = OrderKind.UNPLATED if stay.entered_as == EnteredAs.UNPLATED else OrderKind.TEMP
     with transaction.atomic():
-        Stay.objects.select_for_update().filter(pk=stay.pk).first()  # one placer at a time
+        _lock_visit(visit)
+        locked = Stay.objects.select_for_update().filter(pk=stay.pk).first()  # one at a time
+        if locked is None or locked.exited_at is not None:
+            raise Refused(_("This car has already left the lot."))
+        # priced under the lock: a payment committed meanwhile is counted, never asked twice
+        due = stay_charge(locked, now).due
         if due <= 0:
             return None
         current = _open_orders(Order.objects.filter(stay=stay), now).first()
@@ -70,10 +77,10 @@ def order_for_stay(
         _close_open(Order.objects.filter(stay=stay), now)
         order = Order.objects.create(
             kind=kind,
-            lot_id=stay.lot_id,
-            plate=stay.plate,
-            stay=stay,
-            ticket_id=_ticket_id(stay),
+            lot_id=locked.lot_id,
+            plate=locked.plate,  # as it stands now (a corrected plate)
+            stay=locked,
+            ticket_id=_ticket_id(locked),
             amount=due,
             out_trade_no=billing.new_out_trade_no(kind, now, secrets.token_hex(5)),
             priced_at=now,
@@ -117,6 +124,7 @@ def order_for_renewal(
         raise Refused(_("This lot offers no such renewal."))
     mine = Order.objects.filter(monthly_pass=monthly_pass)
     with transaction.atomic():
+        _lock_visit(visit)
         MonthlyPass.objects.select_for_update().filter(pk=monthly_pass.pk).first()
         current = _open_orders(mine, now).filter(months=months, amount=option.price).first()
         if current is not None:
@@ -166,6 +174,12 @@ def _touch(order: Order, visit: GateVisit | None, payer: str) -> Order:
     if visit is not None:
         _driver_acted(visit, order.created_at)
     return order
+
+
+def _lock_visit(visit: GateVisit | None) -> None:
+    """Lock the gate visit before the stay or pass: the gate loop's order (visit, then stay)."""
+    if visit is not None:
+        list(GateVisit.objects.select_for_update().filter(pk=visit.pk).values_list("pk"))
 
 
 def _ticket_id(stay: Stay) -> int | None:

@@ -10,8 +10,19 @@ amount, paid once), and a payment
   stay's order (一路平安), any gate for a renewed pass (欢迎回家 / 一路平安);
   otherwise the stay's exit grace has started (the fee rule counts the payment).
 
-A mismatch (amount or number not ours, a second payment of a paid order) is
-flagged for review and never marks anything paid; a duplicate changes nothing.
+A mismatch (amount or number not ours, a second payment of a paid order, the
+same payment reported with another amount) is flagged for review and never
+marks anything paid; a duplicate changes nothing. Money is never refused: a
+payment of a closed order, of a stay that has ended (its ``paid`` grows) or of
+a stay another order paid meanwhile is recorded, and flagged where a person
+should look.
+
+Concurrency: the stay (or pass) is locked before the order, as placing an
+order and closing a stay by hand do, so deliveries of one report at once pay
+once and a payment racing a new price or the expiry job waits its turn; the car
+is let through after the payment commits (``let_through`` re-checks, under the
+visit's lock, that it is still the car at the barrier). Safe inside a caller's
+transaction (then everything commits together).
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from eppark.orders.models import Order, OrderKind, OrderState
 from eppark.passes.models import MonthlyPass
 from eppark.payments.providers.base import TradeResult, TradeState
 from eppark.stays.let_through import let_through, waiting_visit
+from eppark.stays.models import Stay
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +59,9 @@ def settle(result: TradeResult, *, provider: str, channel: str, now: datetime) -
     """Apply a provider's report of ``result.out_trade_no`` to our order, once."""
     success = result.state == TradeState.SUCCESS
     with transaction.atomic():
+        _lock_owner(result.out_trade_no)
         order = (
-            Order.objects.select_for_update()
+            Order.objects.select_for_update(of=("self",))
             .select_related("lot")
             .filter(out_trade_no=result.out_trade_no)
             .first()
@@ -67,6 +80,8 @@ def settle(result: TradeResult, *, provider: str, channel: str, now: datetime) -
         )
         if order is None:
             return Settled(verdict, None)
+        if verdict is Verdict.DUPLICATE and result.amount not in (None, _amount_paid(order)):
+            verdict = Verdict.MISMATCH  # the same payment cannot change its amount
         if verdict is Verdict.MISMATCH:
             _flag(order, _mismatch_note(order, result))
             return Settled(verdict, order)
@@ -77,8 +92,71 @@ def settle(result: TradeResult, *, provider: str, channel: str, now: datetime) -
             _flag(order, "paid after the order had closed")
         if order.kind == OrderKind.MONTHLY:
             _renew(order)
+        elif order.stay_id is not None:
+            _paid_meanwhile(order)
+            _book_on_ended_stay(order)
     opened = _let_car_through(order, now)
     return Settled(verdict, order, opened)
+
+
+def _lock_owner(out_trade_no: str) -> None:
+    """Lock the order's stay or pass before the order itself.
+
+    Placing an order (``eppark.orders.placing``) and closing a stay by hand lock
+    the stay (or the pass) first and then the orders; settling in the same order
+    means a payment arriving while the driver asks for a new price waits instead
+    of deadlocking, and the stay's fee is read by one side after the other.
+    """
+    owner = (
+        Order.objects.filter(out_trade_no=out_trade_no)
+        .values_list("stay_id", "monthly_pass_id")
+        .first()
+    )
+    if owner is None:
+        return
+    stay_id, pass_id = owner
+    if stay_id is not None:
+        list(Stay.objects.select_for_update().filter(pk=stay_id).values_list("pk"))
+    if pass_id is not None:
+        list(MonthlyPass.objects.select_for_update().filter(pk=pass_id).values_list("pk"))
+
+
+def _paid_meanwhile(order: Order) -> None:
+    """Flag a stay paid twice: another order of it was paid after this one was priced.
+
+    Two orders of one stay can both be open (one at a cashier, one just priced on
+    another phone); the second payment is money taken, kept and flagged for a refund.
+    """
+    other = (
+        Order.objects.filter(
+            stay_id=int(order.stay_id or 0),
+            state=OrderState.PAID,
+            paid_at__gte=order.priced_at or order.created_at,
+        )
+        .exclude(pk=order.pk)
+        .order_by("paid_at")
+        .first()
+    )
+    if other is not None:
+        _flag(order, f"the stay was paid meanwhile by {other.out_trade_no}: paid twice")
+
+
+def _book_on_ended_stay(order: Order) -> None:
+    """Money for a stay that has already ended (closed by hand, superseded) shows on it.
+
+    An open stay counts its paid orders when it closes; an ended one recorded its
+    ``paid`` then, so the late payment is added (flagged if it pays more than the fee).
+    """
+    stay = Stay.objects.select_for_update().get(pk=int(order.stay_id or 0))
+    if stay.exited_at is None:
+        return
+    stay.paid += order.paid_amount or 0
+    if stay.paid > stay.total:
+        _flag(
+            order, f"paid after its stay had ended: {stay.paid - stay.total} fen more than the fee"
+        )
+        stay.total = stay.paid
+    stay.save(update_fields=["paid", "total"])
 
 
 def _mark_paid(
@@ -109,14 +187,21 @@ def _mark_paid(
 
 
 def _flag(order: Order, note: str) -> None:
+    if order.needs_review and order.review_note and note not in order.review_note:
+        note = f"{order.review_note}; {note}"  # every reason kept
     order.needs_review = True
     order.review_note = note[:256]
     order.save(update_fields=["needs_review", "review_note"])
     log.warning("order %s flagged for review: %s", order.out_trade_no, note)
 
 
+def _amount_paid(order: Order) -> int:
+    return order.paid_amount if order.paid_amount is not None else order.amount
+
+
 def _mismatch_note(order: Order, result: TradeResult) -> str:
-    if order.state in (OrderState.PAID, OrderState.REFUNDED):
+    paid = order.state in (OrderState.PAID, OrderState.REFUNDED)
+    if paid and result.transaction_id != order.transaction_id:
         return f"a second payment {result.transaction_id} of an order already paid"
     return (
         f"the provider reports {result.amount} fen for {result.out_trade_no};"
@@ -126,7 +211,7 @@ def _mismatch_note(order: Order, result: TradeResult) -> str:
 
 def _renew(order: Order) -> None:
     monthly = (
-        MonthlyPass.objects.select_for_update()
+        MonthlyPass.objects.select_for_update(of=("self",))
         .select_related("lot")
         .get(pk=int(order.monthly_pass_id or 0))
     )
@@ -157,11 +242,11 @@ def _let_car_through(order: Order, now: datetime) -> bool:
         )
         if visit is None:
             return False
-        return let_through(visit, "exit.temp_paid", now, plate=order.plate)
+        return let_through(visit, "exit.temp_paid", now, plate=order.plate, stay_id=order.stay_id)
     visit = waiting_visit(order.lot_id, order.plate, Direction.EXIT, now)
     if visit is None:
         return False
-    return let_through(visit, "exit.temp_paid", now)
+    return let_through(visit, "exit.temp_paid", now, stay_id=order.stay_id)
 
 
 def _pass_plates(order: Order) -> list[str]:

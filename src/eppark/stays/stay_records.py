@@ -49,7 +49,7 @@ _INSERT_STAY = (
 )
 _LEAVE = (
     "UPDATE stays_stay SET exited_at = %s, exit_gate_id = %s, state = %s, exit_photo = %s,"
-    " total = %s, paid = %s WHERE id = %s"
+    " total = %s, paid = %s WHERE id = %s AND exited_at IS NULL"
 )
 
 
