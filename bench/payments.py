@@ -101,7 +101,7 @@ from django.utils import timezone
 from eppark.devices.credentials import hash_password
 from eppark.devices.models import Camera, Robot
 from eppark.lots.models import Gate, Lot
-from eppark.orders.placing import order_for_stay
+from eppark.orders.placing import stay_charge
 from eppark.passes.models import MonthlyPass, PassPlate
 from eppark.stays.models import Stay
 now = timezone.now()
@@ -136,8 +136,7 @@ for n in range(CARS + 1):
     plate = f"粤A{n:05d}"
     stay = Stay.objects.create(lot=lot, plate=plate, entered_as="temp",
                                entered_at=now - timedelta(hours=3), entry_gate=entry)
-    order = order_for_stay(stay, now)
-    temp.append({"plate": plate, "out_trade_no": order.out_trade_no, "amount": order.amount})
+    temp.append({"plate": plate, "amount": stay_charge(stay, now).due})
 print(json.dumps({"robots": robots, "cameras": cameras, "pass": pass_plates, "temp": temp}))
 """
 
@@ -145,22 +144,25 @@ NOTIFY = """
 import copy, json, sys
 from urllib.parse import urlsplit
 from django.utils import timezone
-from eppark.orders.models import Order
+from eppark.orders.placing import order_for_stay
 from eppark.payments import checkout, providers
 from eppark.payments.models import SandboxTrade
 from eppark.payments.providers import sandbox
+from eppark.stays.models import Stay
 provider = providers.for_channel("wechat")
 out = []
-for number in json.loads(sys.stdin.read()):
-    order = Order.objects.get(out_trade_no=number)
-    # 立即支付: the order goes to the sandbox (paying); the trade waits at its cashier
+for plate in json.loads(sys.stdin.read()):
+    stay = Stay.objects.get(lot__code="bench-pay", plate=plate, exited_at__isnull=True)
+    # 立即支付 (a moment before paying, as a driver does): the order is placed and goes to
+    # the sandbox (paying); the trade waits at its cashier
+    order = order_for_stay(stay, timezone.now())
     checkout.start_page_payment(order, provider, return_url="", now=timezone.now())
-    trade = copy.copy(SandboxTrade.objects.get(out_trade_no=number))
+    trade = copy.copy(SandboxTrade.objects.get(out_trade_no=order.out_trade_no))
     # 确认支付, as the sandbox would report it (its own books are left unpaid, so that
     # nothing but the notification below can settle the order)
     now = timezone.now()
     trade.state, trade.paid_at, trade.payer = "SUCCESS", now, "sbx_bench"
-    trade.transaction_id = "SBXBENCH" + number[-16:]
+    trade.transaction_id = "SBXBENCH" + order.out_trade_no[-16:]
     body = sandbox.notification_body(trade)
     headers = sandbox.signed_headers(body, now)
     out.append({"path": urlsplit(trade.notify_url).path, "headers": headers,
@@ -183,11 +185,12 @@ def set_up_database(env: dict[str, str], cars: int) -> dict[str, Any]:
 
 
 def signed_notifications(env: dict[str, str], orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The sandbox's signed payment notification of each order (as ``确认支付`` would send it)."""
+    """Each car's order, placed and sent to the sandbox now, and its signed payment notification
+    (as ``确认支付`` would have the sandbox send it)."""
     done = subprocess.run(
         [sys.executable, "-m", "eppark", "shell", "-c", NOTIFY],
         env=env,
-        input=json.dumps([order["out_trade_no"] for order in orders]),
+        input=json.dumps([order["plate"] for order in orders]),
         capture_output=True,
         text=True,
         check=False,
@@ -515,31 +518,61 @@ async def measure(world: World, seconds: float) -> list[dict[str, Any]]:
         await asyncio.gather(*running, return_exceptions=True)
 
 
-def run(seconds: float = SECONDS) -> list[dict[str, Any]]:
-    """Set up, serve, measure, tear down; the rows of the table."""
+LAYOUTS: dict[str, list[list[str]]] = {
+    "eppark serve (as the demo)": [["serve"]],
+    "production (serve --no-gateway --workers 2, gateway, payments)": [
+        ["gateway"],
+        ["payments"],
+        ["serve", "--no-gateway", "--workers", "2"],
+    ],
+}
+"""The server layouts measured: the demo's single process, and the production layout
+(docs/deploy.md): web processes sharing the port, the gateway and the payments worker in
+processes of their own (commands reach the gateway by PostgreSQL ``NOTIFY``)."""
+
+
+def run(seconds: float = SECONDS, layouts: list[str] | None = None) -> list[dict[str, Any]]:
+    """Set up, serve, measure, tear down, for each layout; the rows of the table."""
+    rows: list[dict[str, Any]] = []
+    for name in layouts or list(LAYOUTS):
+        for row in run_layout(LAYOUTS[name], seconds):
+            rows.append({"bench": row.pop("bench"), "layout": name, **row})
+    return rows
+
+
+def run_layout(commands: list[list[str]], seconds: float) -> list[dict[str, Any]]:
+    """One layout: a fresh database, its processes, the figures."""
     http_port, mqtt_port = free_port(), free_port()
     env = _env(http_port, mqtt_port)
     cars = WARM_UP + int(RATE * seconds) + 1
     data = set_up_database(env, cars)
     log = Path(f"/tmp/eppark-bench-payments-{os.getpid()}.log")
+    processes: list[subprocess.Popen[bytes]] = []
     with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "eppark", "serve", "--port", str(http_port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        for command in commands:
+            if command[0] == "serve":
+                command = [*command, "--port", str(http_port)]
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "eppark", *command],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     try:
         wait_port(http_port)
         wait_port(mqtt_port)
         return asyncio.run(measure(World(http_port, env, data), seconds))
     finally:
-        server.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(15)
-        if server.poll() is None:
-            server.kill()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(15)
+            if process.poll() is None:
+                process.kill()
         with contextlib.suppress(OSError):
             log.unlink()
 
@@ -550,8 +583,17 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.payments")
     parser.add_argument("--seconds", type=float, default=SECONDS)
+    parser.add_argument(
+        "--layout", choices=["demo", "production"], help="one layout only (default: both)"
+    )
     args = parser.parse_args()
-    for row in run(args.seconds):
+    chosen = [
+        name
+        for name in LAYOUTS
+        if args.layout is None
+        or name.startswith("eppark serve" if args.layout == "demo" else "production")
+    ]
+    for row in run(args.seconds, chosen):
         print(json.dumps(row, ensure_ascii=False), flush=True)
     return 0
 
