@@ -10,7 +10,8 @@ from eppark.devices import registry
 from eppark.devices.keys import key_digest
 from eppark.devices.models import Camera
 
-BEFORE = [("devices", "0005_lean_indexes")]
+# the lot as it was then too: later lot fields (renewal prices) are not in the old state
+BEFORE = [("devices", "0005_lean_indexes"), ("lots", "0002_gate_opening_channel")]
 KEY = "k-caike-exit-1-abcdef12"
 
 
