@@ -5,9 +5,10 @@ worker (code payments, the sandbox's notifications), simulated robots, and the
 drivers of ``eppark.sim.drivers``: cars arrive through real camera pushes
 (``Traffic.arrive``), each driver reacts to what its robot shows — scans the QR
 code and follows the pages over HTTP, shows a payment code to the scanner, or
-does nothing. Nothing here calls the payment code directly: what is asserted is
-what the drivers' actions did (orders paid, gates opened, a pass renewed, a
-held-up car on the outbound call list).
+does nothing; one pays on the lot page before walking to the car. Nothing here
+calls the payment code directly: what is asserted is what the drivers' actions
+did (orders paid, gates opened, a pass renewed, a held-up car on the outbound
+call list, the day's reconciliation).
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ class World:
             patience=(2.0, 2.0),
             open_timeout=20.0,
         )
+        self.base_url = base_url
         self.traffic = Traffic(base_url, self.robots, drivers=self.drivers)
         self.loop.run(self._online())
 
@@ -211,6 +213,7 @@ def world(settings_for_the_world: Any, live_server: Any) -> Iterator[World]:
         "粤B10003": Habit.IDLE,  # does nothing
         "粤B20001": Habit.PAGE,  # renews the expired pass
         "粤B10004": Habit.CODE_SLOW,  # a code confirmed on the phone (USERPAYING)
+        "粤B10005": Habit.PAGE,  # paid inside the lot already: nothing to do at the exit
         "entry.unplated": Habit.PAGE,
         "exit.unplated": Habit.PAGE,
     }
@@ -223,7 +226,7 @@ def world(settings_for_the_world: Any, live_server: Any) -> Iterator[World]:
 
 def test_drivers_pay_register_renew_or_do_nothing(world: World) -> None:
     lot = world.lot
-    for plate in ("粤B10001", "粤B10002", "粤B10003", "粤B10004"):
+    for plate in ("粤B10001", "粤B10002", "粤B10003", "粤B10004", "粤B10005"):
         temp_car(lot, plate, hours=3)
     monthly = expired_pass(lot, "粤B20001", days=5)
     ended = monthly.valid_until
@@ -282,6 +285,16 @@ def test_drivers_pay_register_renew_or_do_nothing(world: World) -> None:
     slow = world.outcome("exit.temp_unpaid", "粤B10004")
     assert slow is not None
     assert slow.result == "paid", slow
+    # a driver pays on the lot page before walking to the car, then drives out within the grace
+    prepaid = world.loop.run(world.drivers.prepay(world.base_url, "caike", "粤B10005"))
+    assert prepaid.result == "paid", prepaid
+    world.arrive("exit-1", "exit.temp_paid", "粤B10005")
+    wait_until(lambda: world.outcome("exit.temp_paid", "粤B10005") is not None, what="prepaid")
+    out = world.outcome("exit.temp_paid", "粤B10005")
+    assert out is not None
+    assert out.result == "opened", out
+    assert Stay.objects.get(plate="粤B10005").exited_at is not None
+
     world.arrive("exit-2", "exit.temp_unpaid", "粤B10003")
     visit = GateVisit.objects.get(plate="粤B10003")
     wait_until(
@@ -296,7 +309,7 @@ def test_drivers_pay_register_renew_or_do_nothing(world: World) -> None:
     assert reconcile_today() > 0
     books = Reconciliation.objects.filter(lot=lot, day=business_day(timezone.now()))
     paid = Order.objects.filter(lot=lot, state=OrderState.PAID)
-    assert sum(r.ours_count for r in books) == paid.count() == 5  # 3 temp, unplated, renewal
+    assert sum(r.ours_count for r in books) == paid.count() == 6  # 4 temp, unplated, renewal
     assert sum(r.theirs_count for r in books) == paid.count()
     assert sum(r.ours_total for r in books) == sum(o.amount for o in paid)
     assert [r.differences for r in books] == [0] * len(books)

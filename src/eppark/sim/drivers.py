@@ -20,6 +20,10 @@ Drivers with nothing to do (the gate opened, or a refusal on the screen) wait
 a little and back away when the gate stays shut, as before; one asked to call
 an agent (no entry record) presses the robot's call button first.
 
+Now and then a driver inside a lot pays on the lot page (``/lot/<code>/``,
+场内预付) before walking to the car; the traffic then brings that car to an exit
+within the exit grace (exit.temp_paid).
+
 The demo writes one JSON line per driver (``var/sim-drivers.jsonl``): the
 scenario, the habit, and what came of it (paid, entered, free, opened, idle,
 left, stuck with what the phone showed).
@@ -38,6 +42,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, TextIO
 
+import httpx
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 from django.utils import timezone
@@ -57,6 +62,7 @@ PAY = "立即支付"
 CONFIRM_PAY = "确认支付"
 PHONE = "手机号"
 LET_IN = "确认进场"
+PLATE = "车牌号"  # the lot page's plate field
 CALL = "呼叫"  # the robot asks the driver to press its call button (no entry record)
 OPEN_GATE = "开闸出场"  # nothing due (free period, paid before): the page lets the car out
 
@@ -194,11 +200,7 @@ class Drivers:
             await self._back_away(arrival, robot, self.patience)
         finally:
             self.busy.discard(robot.code)
-        self.outcomes.append(outcome)
-        self.counts[(outcome.scenario, outcome.result)] += 1
-        if self.out is not None:
-            line = {"at": timezone.now().isoformat(timespec="seconds"), **asdict(outcome)}
-            print(json.dumps(line, ensure_ascii=False), file=self.out, flush=True)
+        self._record(outcome)
         log.info(
             "driver %s at %s: %s → %s %s",
             outcome.plate or "无牌",
@@ -249,6 +251,13 @@ class Drivers:
             result = f"{result}, gate shut"
         await self._back_away(arrival, robot, self.patience)
         return self._outcome(arrival, robot, habit, result, detail)
+
+    def _record(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.counts[(outcome.scenario, outcome.result)] += 1
+        if self.out is not None:
+            line = {"at": timezone.now().isoformat(timespec="seconds"), **asdict(outcome)}
+            print(json.dumps(line, ensure_ascii=False), file=self.out, flush=True)
 
     def _outcome(
         self, arrival: Arrival, robot: SimRobot, habit: str, result: str, detail: str = ""
@@ -404,6 +413,41 @@ class Drivers:
             return ("stuck", page.summary())
         return ("stuck", f"still not paid: {page.summary()}")
 
+    # --- paying inside the lot (场内预付) ------------------------------------------------------
+
+    async def prepay(self, base_url: str, lot_code: str, plate: str) -> Outcome:
+        """A driver pays on the lot page (``/lot/<code>/``) before walking to the car."""
+        browser_kind = self.rng.choices(
+            [kind for kind, _weight in self.browsers], [w for _kind, w in self.browsers]
+        )[0]
+        try:
+            async with Phone(browser_kind, rng=self.rng) as browser:
+                page = await browser.open(f"{base_url.rstrip('/')}/lot/{lot_code}/")
+                asks = page.form_with_field(PLATE)
+                if asks is None:
+                    result, detail = "stuck", page.summary()
+                else:
+                    form, field = asks
+                    button = form.buttons[0] if form.buttons else None
+                    page = await browser.submit(page, form, button, {field.name: plate})
+                    result, detail = await self._walk(browser, page, "")
+        except httpx.HTTPError as error:
+            result, detail = "stuck", repr(error)[:200]
+        outcome = Outcome("lot.prepay", "-", plate, "page", result, detail)
+        self._record(outcome)
+        return outcome
+
+    async def prepay_forever(self, base_url: str, every: float = 45.0) -> None:
+        """Now and then a driver inside a lot pays for the stay before walking to the car."""
+        while True:
+            await asyncio.sleep(every * self.rng.uniform(0.5, 1.5))
+            try:
+                found = await sync_to_async(_owing_car, thread_sensitive=False)(self.rng.random())
+                if found is not None:
+                    await self.prepay(base_url, *found)
+            except Exception:  # the demo goes on whatever one driver meets
+                log.exception("a driver paying inside the lot failed")
+
     async def _unplated_phone(self, lot_code: str) -> str | None:
         """The phone number of an unplated car inside ``lot_code`` (its driver remembers it)."""
         phones_inside = await sync_to_async(_unplated_phones, thread_sensitive=False)(lot_code)
@@ -416,6 +460,34 @@ class Drivers:
         for (scenario, result), count in sorted(self.counts.items()):
             lines.append(f"{scenario:28} {result:24} {count}")
         return "\n".join(lines)
+
+
+def _owing_car(pick: float) -> tuple[str, str] | None:
+    """A temp car inside some lot that owes a fee and has not paid lately: (lot code, plate)."""
+    from eppark.orders.models import Order, OrderState
+    from eppark.passes.models import PassPlate
+    from eppark.stays.models import EnteredAs, Stay
+
+    close_old_connections()
+    try:
+        now = timezone.now()
+        recently_paid = Order.objects.filter(
+            state=OrderState.PAID, paid_at__gte=now - timedelta(minutes=30)
+        ).values("stay_id")
+        cars = list(
+            Stay.objects.filter(
+                exited_at__isnull=True,
+                entered_as=EnteredAs.TEMP,
+                entered_at__lte=now - timedelta(hours=1),
+            )
+            .exclude(pk__in=recently_paid)
+            .exclude(plate__in=PassPlate.objects.values("plate"))
+            .order_by("pk")
+            .values_list("lot__code", "plate")[:200]
+        )
+        return cars[int(pick * len(cars))] if cars else None
+    finally:
+        connection.close()
 
 
 def _visit_opened(camera_id: int, plate: str, since: datetime) -> bool:

@@ -43,6 +43,7 @@ from eppark.domain.billing import temp_plate
 from eppark.domain.decide import PassStatus
 from eppark.domain.plates import LETTERS, PROVINCES
 from eppark.lots.models import Gate, Lot
+from eppark.orders.models import Order, OrderState
 from eppark.passes.models import MonthlyPass, PassPlate
 from eppark.passes.standing import standing_q
 from eppark.provisioning.demo_city import demo_camera_keys
@@ -321,8 +322,13 @@ class Planner:
         if scenario == "exit.monthly_lapsed":
             return self._pick([p for p in _plates(states["lapsed"]) if p in inside])
         temp_inside = Stay.objects.filter(lot=lot, exited_at__isnull=True, entered_as="temp")
-        if scenario == "exit.temp_paid":
-            recent = temp_inside.filter(entered_at__gte=now - timedelta(minutes=10))
+        if scenario == "exit.temp_paid":  # inside the free period, or paid inside the lot
+            paid = Order.objects.filter(
+                state=OrderState.PAID, paid_at__gte=now - timedelta(minutes=10)
+            ).values("stay_id")
+            recent = temp_inside.filter(
+                Q(entered_at__gte=now - timedelta(minutes=10)) | Q(pk__in=paid)
+            )
             return self._pick(list(recent.values_list("plate", flat=True)))
         if scenario == "exit.temp_unpaid":
             owing = temp_inside.filter(entered_at__lte=now - timedelta(hours=1))

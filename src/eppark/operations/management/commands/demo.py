@@ -126,4 +126,9 @@ async def _run(
         traffic = Traffic(f"http://{host}:{port}", robots, interval=interval, drivers=drivers)
         tasks = [robot.run for robot in robots.values()]
         # the back office's daily reconciliation, kept up to date as the drivers pay
-        await async_serve(host, port, extra=[*tasks, traffic.run, keep_books])
+        base = f"http://{host}:{port}"
+
+        async def prepaying() -> None:  # drivers paying inside the lot before leaving (场内预付)
+            await drivers.prepay_forever(base)
+
+        await async_serve(host, port, extra=[*tasks, traffic.run, keep_books, prepaying])
