@@ -35,7 +35,7 @@ from eppark.passes.models import MonthlyPass, PassPlate
 from eppark.payments.models import Reconciliation
 from eppark.payments.reconcile import business_day
 from eppark.payments.worker import PaymentsWorker
-from eppark.sim.drivers import Drivers, Habit, Outcome, reconcile_today
+from eppark.sim.drivers import Drivers, Habit, Outcome, owing_car, reconcile_today
 from eppark.sim.robot import SimRobot
 from eppark.sim.traffic import Arrival, Traffic
 from eppark.stays.congestion import held_up
@@ -286,6 +286,7 @@ def test_drivers_pay_register_renew_or_do_nothing(world: World) -> None:
     assert slow is not None
     assert slow.result == "paid", slow
     # a driver pays on the lot page before walking to the car, then drives out within the grace
+    assert owing_car(0.0) in {("caike", "粤B10003"), ("caike", "粤B10005")}  # unpaid, inside
     prepaid = world.loop.run(world.drivers.prepay(world.base_url, "caike", "粤B10005"))
     assert prepaid.result == "paid", prepaid
     world.arrive("exit-1", "exit.temp_paid", "粤B10005")

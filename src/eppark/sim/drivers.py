@@ -442,7 +442,7 @@ class Drivers:
         while True:
             await asyncio.sleep(every * self.rng.uniform(0.5, 1.5))
             try:
-                found = await sync_to_async(_owing_car, thread_sensitive=False)(self.rng.random())
+                found = await sync_to_async(owing_car, thread_sensitive=False)(self.rng.random())
                 if found is not None:
                     await self.prepay(base_url, *found)
             except Exception:  # the demo goes on whatever one driver meets
@@ -462,7 +462,7 @@ class Drivers:
         return "\n".join(lines)
 
 
-def _owing_car(pick: float) -> tuple[str, str] | None:
+def owing_car(pick: float) -> tuple[str, str] | None:
     """A temp car inside some lot that owes a fee and has not paid lately: (lot code, plate)."""
     from eppark.orders.models import Order, OrderState
     from eppark.passes.models import PassPlate
@@ -471,8 +471,8 @@ def _owing_car(pick: float) -> tuple[str, str] | None:
     close_old_connections()
     try:
         now = timezone.now()
-        recently_paid = Order.objects.filter(
-            state=OrderState.PAID, paid_at__gte=now - timedelta(minutes=30)
+        recently_paid = Order.objects.filter(  # (NOT IN with a NULL in it matches nothing)
+            state=OrderState.PAID, paid_at__gte=now - timedelta(minutes=30), stay__isnull=False
         ).values("stay_id")
         cars = list(
             Stay.objects.filter(

@@ -324,7 +324,7 @@ class Planner:
         temp_inside = Stay.objects.filter(lot=lot, exited_at__isnull=True, entered_as="temp")
         if scenario == "exit.temp_paid":  # inside the free period, or paid inside the lot
             paid = Order.objects.filter(
-                state=OrderState.PAID, paid_at__gte=now - timedelta(minutes=10)
+                state=OrderState.PAID, paid_at__gte=now - timedelta(minutes=10), stay__isnull=False
             ).values("stay_id")
             recent = temp_inside.filter(
                 Q(entered_at__gte=now - timedelta(minutes=10)) | Q(pk__in=paid)
