@@ -9,6 +9,7 @@ read back from the outbox.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -783,3 +784,34 @@ def test_a_refused_wechat_oauth_falls_back_to_the_phone(site: Site, real_wechat:
     stranger = Client(HTTP_USER_AGENT=WECHAT)
     assert stranger.get("/wx/oauth/", {"code": "good-code", "state": "x"}).status_code == 302
     assert DRIVER_COOKIE not in stranger.cookies
+
+
+def test_a_lapsed_passs_car_pays_its_time_since_the_pass_ended_and_leaves(site: Site) -> None:
+    # exit.monthly_lapsed: the temp quick-exit QR; the pass covered the stay up to its end
+    monthly = site.give_pass("粤B88888", expired_days=8 - 2 / 24)  # 7 days 22 hours ago
+    stay = Stay.objects.create(
+        lot=site.lot,
+        plate="粤B88888",
+        entered_as=EnteredAs.PASS,
+        entered_at=timezone.now() - timedelta(days=20),
+        entry_gate=site.gates["entry"],
+        monthly_pass=monthly,
+    )
+    visit = site.push("exit", "粤B88888")
+    assert visit.scenario == "exit.monthly_lapsed"
+    path = site.qr_path("exit")
+    assert "eyJrIjoidGVtcF9wYXltZW50Ii" in path  # the temp quick-exit code
+    phone = Client(HTTP_USER_AGENT=IPHONE)
+    bill = text(phone.get(path))
+    assert "立即支付" in bill
+    # seven days at the 30 yuan daily cap, and 22 hours more (capped too)
+    assert re.findall(r"¥[0-9.]+", bill) == ["¥240.00"]
+    result = pay_at_cashier(phone, phone.post(path, {"step": "pay"}))
+    assert "支付成功" in text(result)
+    order = Order.objects.get()
+    assert (order.kind, order.amount, order.state) == ("temp", 24000, "paid")
+    stay.refresh_from_db()
+    assert stay.exited_at is not None
+    assert (stay.total, stay.paid) == (24000, 24000)
+    assert site.voices("exit")[-1] == "一路平安"
+    assert len(site.commands("exit", "open")) == 1

@@ -234,3 +234,57 @@ def test_the_windows_follow_the_lots_thresholds() -> None:
     assert (window.since, window.before) == (NOW - 2 * DAY, NOW - DAY)
     with pytest.raises(ValueError, match="none"):
         expiry_window(PassStatus.NONE, NOW, lot)
+
+
+# --- a lapsed pass's stay (exit.monthly_lapsed asks for a temp order) -------------------------
+
+
+def _pass_ended(days_ago: float) -> PassView:
+    return PassView(NOW - timedelta(days=400), NOW - timedelta(days=days_ago))
+
+
+@pytest.mark.parametrize("days_ago", [-1, 0.5, 3, 5, 7])
+def test_a_running_expired_or_renewable_pass_keeps_its_stay_free(days_ago: float) -> None:
+    from eppark.domain.stays import lapsed_cover
+
+    stay = OpenStay(EnteredAs.PASS, NOW - timedelta(days=30))
+    seen = lapsed_cover(stay, _pass_ended(days_ago), LOT, NOW)
+    assert seen.charged_from is None
+    assert charge(seen, TARIFF, [], NOW).due == 0
+
+
+def test_a_lapsed_passs_stay_is_temp_parking_from_the_passs_end() -> None:
+    from eppark.domain.stays import lapsed_cover
+
+    stay = OpenStay(EnteredAs.PASS, NOW - timedelta(days=30))
+    monthly = _pass_ended(8)
+    seen = lapsed_cover(stay, monthly, LOT, NOW)
+    assert seen.charged_from == monthly.valid_until
+    expected = compute_fee(parse_rule(TARIFF), monthly.valid_until, NOW)
+    got = charge(seen, TARIFF, [], NOW)
+    assert (got.total, got.due) == (expected.total, expected.total)
+    assert got.due == 8 * 3000  # eight whole days at the daily cap
+    paid = Payment(NOW - timedelta(minutes=1), got.due, NOW - timedelta(minutes=2))
+    assert charge(seen, TARIFF, [paid], NOW).due == 0  # paid: leaves within the grace
+    end = close(seen, TARIFF, [paid], NOW)
+    assert end is not None
+    assert (end.total, end.paid, end.owed) == (got.due, got.due, 0)
+
+
+def test_a_car_that_entered_after_its_pass_lapsed_is_charged_from_its_entry() -> None:
+    from eppark.domain.stays import lapsed_cover
+
+    # a stay recorded as a pass stay (say, entered on the pass's last day) long after
+    stay = OpenStay(EnteredAs.PASS, NOW - timedelta(hours=2, minutes=30))
+    seen = lapsed_cover(stay, _pass_ended(10), LOT, NOW)
+    assert seen.charged_from == stay.entered_at
+    assert charge(seen, TARIFF, [], NOW).due == 500 + 2 * 300
+
+
+def test_the_lapsed_decision_is_unchanged_by_the_charge() -> None:
+    monthly = _pass_ended(8)
+    situation = Situation(
+        NOW, Direction.EXIT, "粤B12345", LOT, monthly, StayView(EnteredAs.PASS, 24000)
+    )
+    assert decide(situation).id == "exit.monthly_lapsed"
+    assert monthly.status(NOW, LOT) is PassStatus.LAPSED

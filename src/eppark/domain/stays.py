@@ -16,7 +16,11 @@ these functions, each with the read's own time, so they cannot drift apart:
   than the stay's entry; the stay then records what it cost: nothing for a
   pass stay, for a temp stay what was paid plus what is still due by the
   tariff at that moment (inside the exit grace, what was paid is the fee).
-  What is still due is what the stay owes after the exit.
+  What is still due is what the stay owes after the exit;
+- a pass stay whose pass has lapsed (expired more than the lot's payable
+  days: exit.monthly_lapsed) is temp parking from the pass's end: the pass
+  covered the stay up to ``valid_until``, the time after it is charged by the
+  tariff like any temp stay (``lapsed_cover``).
 
 Pure: no Django, no I/O, no clock.
 """
@@ -24,21 +28,42 @@ Pure: no Django, no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from eppark.domain.decide import EnteredAs, LotPolicy, PassView, enters_on_pass
+from eppark.domain.decide import (
+    EnteredAs,
+    LotPolicy,
+    PassStatus,
+    PassView,
+    enters_on_pass,
+    pass_status,
+)
 from eppark.domain.tariff import Payment, compute_fee
 from eppark.domain.tariff.command import parse_rule_cached
 
 
 @dataclass(frozen=True, slots=True)
 class OpenStay:
-    """A stay whose car is still inside: how it entered and when."""
+    """A stay whose car is still inside: how it entered and when.
+
+    ``covered_until``: for a pass stay whose pass has lapsed, when the pass
+    stopped covering it (the time after is charged as temp parking).
+    """
 
     entered_as: EnteredAs
     entered_at: datetime
+    covered_until: datetime | None = None
+
+    @property
+    def charged_from(self) -> datetime | None:
+        """When the stay starts costing money; None: it costs nothing (a pass covers it)."""
+        if self.entered_as is not EnteredAs.PASS:
+            return self.entered_at
+        if self.covered_until is None:
+            return None
+        return max(self.entered_at, self.covered_until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,26 +122,45 @@ def supersedes(open_stay: OpenStay, at: datetime) -> bool:
     return open_stay.entered_at <= at
 
 
+def lapsed_cover(
+    stay: OpenStay, monthly_pass: PassView | None, lot: LotPolicy, at: datetime
+) -> OpenStay:
+    """``stay`` as charged at ``at``: a pass stay whose pass has lapsed is temp from its end.
+
+    The manual's exit.monthly_lapsed (expired more than the payable days) asks
+    for a temp order: the pass paid for the stay up to ``valid_until``; after
+    that the car is parked like any visitor. A running, just-expired or
+    renewable pass leaves the stay free (its own scenarios open or renew).
+    """
+    if (
+        stay.entered_as is EnteredAs.PASS
+        and monthly_pass is not None
+        and pass_status(monthly_pass, at, lot) is PassStatus.LAPSED
+    ):
+        return replace(stay, covered_until=monthly_pass.valid_until)
+    return stay
+
+
 def charge(
     stay: OpenStay,
     tariff: Mapping[str, Any] | None,
     payments: Sequence[Payment],
     at: datetime,
 ) -> Charge:
-    """What ``stay`` has cost at ``at``: nothing for a pass stay; a temp stay's fee.
+    """What ``stay`` has cost at ``at``: nothing for a pass stay (up to a lapsed pass's end);
+    a temp stay's fee.
 
     A temp stay's fee is the lot's tariff (the contract's RULE) from its entry
     to ``at``, less the payments made during the stay, with the exit grace.
     A lot with no tariff charges nothing.
     """
-    if stay.entered_as is EnteredAs.PASS:
+    start = stay.charged_from
+    if start is None or start > at:
         return NOTHING
-    counted = [p for p in payments if stay.entered_at <= p.paid_at <= at]
+    counted = [p for p in payments if start <= p.paid_at <= at]
     if not tariff:
         return Charge(0, sum(p.amount for p in counted), 0)
-    result = compute_fee(
-        parse_rule_cached(tariff), stay.entered_at, max(at, stay.entered_at), counted
-    )
+    result = compute_fee(parse_rule_cached(tariff), start, max(at, start), counted)
     return Charge(result.total, result.paid, result.due)
 
 

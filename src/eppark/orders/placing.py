@@ -43,14 +43,37 @@ def stay_payments(stay: Stay) -> list[Payment]:
 
 
 def stay_charge(stay: Stay, now: datetime) -> stay_rules.Charge:
-    """What ``stay`` has cost by ``now``: fee, paid, due (nothing for a pass stay)."""
-    entry = Entry.PASS if stay.entered_as == EnteredAs.PASS else Entry.TEMP
+    """What ``stay`` has cost by ``now``: fee, paid, due.
+
+    Nothing for a pass stay, unless its pass has lapsed (exit.monthly_lapsed): then
+    the time after the pass's end is temp parking (``eppark.domain.stays.lapsed_cover``).
+    """
     return stay_rules.charge(
-        stay_rules.OpenStay(entry, stay.entered_at),
+        charged_stay(stay, now),
         stay.lot.tariff or {},
         stay_payments(stay),
         max(now, stay.entered_at),
     )
+
+
+def charged_stay(stay: Stay, now: datetime) -> stay_rules.OpenStay:
+    """``stay`` as the fee rule sees it at ``now``."""
+    if stay.entered_as != EnteredAs.PASS:
+        return stay_rules.OpenStay(Entry.TEMP, stay.entered_at)
+    seen = stay_rules.OpenStay(Entry.PASS, stay.entered_at)
+    monthly = stay.monthly_pass or (
+        MonthlyPass.objects.filter(lot_id=stay.lot_id, plates__plate=stay.plate).first()
+    )
+    if monthly is None:
+        return seen
+    return stay_rules.lapsed_cover(
+        seen, monthly.view(0), stay.lot.policy, max(now, stay.entered_at)
+    )
+
+
+def charged_as_temp(stay: Stay, now: datetime) -> bool:
+    """Whether ``stay`` costs money at ``now`` (a temp stay, or a lapsed pass's)."""
+    return charged_stay(stay, now).charged_from is not None
 
 
 def order_for_stay(

@@ -28,7 +28,6 @@ from eppark.devices.registry import CameraConfig, GateConfig
 from eppark.domain import stays as stay_rules
 from eppark.domain.decide import (
     Direction,
-    EnteredAs,
     PassView,
     Situation,
     StayView,
@@ -76,10 +75,16 @@ def _decide_and_act(
             return ReadOutcome(open=opens, visit_id=repeat[0], duplicate=True)
     pass_id, monthly = stay_records.pass_for(cursor, gate.lot_id, plate) if plate else (None, None)
     leaving = plate and gate.direction == Direction.EXIT
-    exit_stay = stay_records.open_stay(cursor, gate.lot_id, plate) if leaving else None
+    exit_stay = (
+        stay_records.as_charged(
+            stay_records.open_stay(cursor, gate.lot_id, plate), monthly, gate.policy, now
+        )
+        if leaving
+        else None
+    )
     payments = (
         stay_records.payments(cursor, exit_stay.pk)
-        if exit_stay is not None and exit_stay.entered_as is not EnteredAs.PASS
+        if exit_stay is not None and exit_stay.stay.charged_from is not None
         else []
     )
     situation = Situation(

@@ -112,6 +112,7 @@ def _open_for(
         raise _NotHere  # the order's stay has ended: the car is not that stay's any more
     with connection.cursor() as cursor:
         pass_id, monthly = stay_records.pass_for(cursor, gate.lot_id, car)
+        stay = stay_records.as_charged(stay, monthly, config.policy, now)
         payments = stay_records.payments(cursor, stay.pk) if stay is not None else []
         passed = locked.stay_id
         if leaving or passed is None:

@@ -17,7 +17,7 @@ from typing import Any
 from eppark.devices.lpr.events import PlateRead
 from eppark.devices.registry import GateConfig
 from eppark.domain import stays as stay_rules
-from eppark.domain.decide import Direction, EnteredAs
+from eppark.domain.decide import Direction
 from eppark.stays import stay_records
 
 
@@ -47,12 +47,12 @@ def record(cursor: Any, gate: GateConfig, read: PlateRead, photo: str, now: date
             pass_id=pass_id,
         )
         return
+    _, monthly = stay_records.pass_for(cursor, gate.lot_id, plate)
+    current = stay_records.as_charged(current, monthly, gate.policy, at)
     if current is None:
         return
     paid = (
-        stay_records.payments(cursor, current.pk)
-        if current.entered_as is not EnteredAs.PASS
-        else []
+        stay_records.payments(cursor, current.pk) if current.stay.charged_from is not None else []
     )
     end = stay_rules.close(current.stay, gate.tariff, paid, at)
     if end is not None:

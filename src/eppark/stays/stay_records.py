@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from eppark.domain.decide import EnteredAs, PassView
-from eppark.domain.stays import OpenStay, StayEnd
+from eppark.domain.decide import EnteredAs, LotPolicy, PassView
+from eppark.domain.stays import OpenStay, StayEnd, lapsed_cover
 from eppark.domain.tariff import Payment
 from eppark.orders.models import OrderState
 from eppark.rawsql import aware, ts
@@ -88,6 +88,15 @@ def open_stay(cursor: Any, lot_id: int, plate: str) -> OpenStayRow | None:
         return None
     entered_as = EnteredAs.PASS if row[1] == EnteredAs.PASS else EnteredAs.TEMP
     return OpenStayRow(row[0], OpenStay(entered_as, aware(row[2])))
+
+
+def as_charged(
+    row: OpenStayRow | None, monthly: PassView | None, lot: LotPolicy, at: datetime
+) -> OpenStayRow | None:
+    """The open stay as it is charged at ``at`` (a lapsed pass's stay is temp from its end)."""
+    if row is None:
+        return None
+    return OpenStayRow(row.pk, lapsed_cover(row.stay, monthly, lot, at))
 
 
 def payments(cursor: Any, stay_id: int) -> list[Payment]:

@@ -26,7 +26,7 @@ from eppark.payments.providers.base import ProviderError
 from eppark.payments.providers.base import Refused as ProviderRefused
 from eppark.records.errors import Refused
 from eppark.stays.let_through import let_through, waiting_visit
-from eppark.stays.models import EnteredAs, GateVisit, Stay
+from eppark.stays.models import GateVisit, Stay
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def bill_context(stay: Stay, now: datetime, plate: str) -> dict[str, Any]:
         "paid_fen": charge.paid,
         "due": yuan(charge.due),
         "due_fen": charge.due,
-        "is_pass": stay.entered_as == EnteredAs.PASS,
+        "is_pass": not placing.charged_as_temp(stay, now),
         "grace": grace,
         "leave_by": local(leave_by, lot, "%H:%M") if leave_by and leave_by > now else "",
         "tariff_text": lot.tariff_text,
@@ -227,7 +227,7 @@ def leave(
     stay.refresh_from_db()
     if stay.exited_at is not None:
         return left_already(request)
-    if stay.entered_as == EnteredAs.PASS:
+    if not placing.charged_as_temp(stay, now):
         return message(
             request,
             pgettext("driver", "Cannot leave here"),
