@@ -90,11 +90,14 @@ def call(
     content_type: str = "",
     *,
     chunk_size: int = 0,
+    extra_headers: dict[str, str] | None = None,
 ) -> Answer:
     """One HTTP request through the ASGI ``app`` (the body in ``chunk_size`` pieces)."""
     headers = [(b"host", b"testserver"), (b"content-length", str(len(body)).encode())]
     if content_type:
         headers.append((b"content-type", content_type.encode("latin-1")))
+    for name, value in (extra_headers or {}).items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -362,3 +365,67 @@ def test_a_push_cut_off_by_the_camera_is_never_acted_on(ingress: DeviceIngress) 
     async_to_sync(cut_off)()
     assert scope_answer == []  # nobody to answer
     assert nothing_recorded()
+
+
+def test_a_payment_notification_is_answered_on_the_workers_and_pays_once(
+    ingress: DeviceIngress,
+) -> None:
+    from datetime import timedelta
+
+    from eppark.orders.models import Order
+    from eppark.orders.placing import order_for_stay
+    from eppark.payments import checkout, providers
+    from eppark.payments.models import Notification, SandboxTrade
+    from eppark.payments.providers import sandbox
+    from eppark.stays.models import Stay
+
+    site = Site(confirm=False)
+    stay = Stay.objects.create(
+        lot=site.lot,
+        plate="粤B88888",
+        entered_as="temp",
+        entered_at=timezone.now() - timedelta(hours=2, minutes=30),
+        entry_gate=site.gates["entry"],
+    )
+    message = read(site, "exit", "粤B88888")
+    assert post(ingress, url(site, "exit", message), message).status == 200  # waits, owing
+    now = timezone.now()
+    order = order_for_stay(stay, now)
+    assert order is not None
+    checkout.start_page_payment(order, providers.for_channel("wechat"), return_url="", now=now)
+    trade = SandboxTrade.objects.get(out_trade_no=order.out_trade_no)
+    trade.state, trade.paid_at, trade.transaction_id = "SUCCESS", now, "SBX-INGRESS-1"
+    trade.save()
+    body = sandbox.notification_body(trade)
+    path = "/payments/notify/sandbox/"
+
+    tampered = body.replace(b"SBX-INGRESS-1", b"SBX-INGRESS-2")
+    assert tampered != body
+    refused = call(
+        ingress,
+        "POST",
+        path,
+        tampered,
+        "application/json",
+        extra_headers=sandbox.signed_headers(body, now),
+    )
+    assert refused.status == 400
+    assert Order.objects.get(pk=order.pk).state == "paying"
+
+    for _ in range(2):  # the provider sends it again: nothing more happens
+        answer = call(
+            ingress,
+            "POST",
+            path,
+            body,
+            "application/json",
+            extra_headers=sandbox.signed_headers(body, timezone.now()),
+        )
+        assert answer.status == 204
+    order.refresh_from_db()
+    assert (order.state, order.paid_amount) == ("paid", 1100)
+    opens = Command.objects.filter(cmd="open")  # through the camera's reply (Vzenith)
+    assert opens.count() == 1
+    verdicts = list(Notification.objects.order_by("pk").values_list("verdict", flat=True))
+    assert verdicts == ["rejected", "pays", "duplicate"]
+    assert call(ingress, "POST", "/payments/notify/nosuch/", body).status == 404

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.datastructures import CaseInsensitiveMapping
 
 from eppark.dbstate import drop_connection
 from eppark.devices import push
@@ -45,6 +46,8 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PREFIX = "/devices/lpr/"
+PAYMENTS_PREFIX = "/payments/notify/"
+_PAYMENTS_PATH = re.compile(r"^/payments/notify/(?P<provider>[a-z]+)/?$")
 
 
 class _HungUp(Exception):
@@ -84,6 +87,11 @@ class DeviceIngress:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
+        if scope["type"] == "http" and scope["method"] == "POST":
+            provider = _PAYMENTS_PATH.match(scope["path"])
+            if provider is not None:
+                await self._notification(provider["provider"], scope, receive, send)
+                return
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
@@ -131,12 +139,45 @@ class DeviceIngress:
         # not done: stuck outside the database; its statements past the deadline are refused
         await _send(send, answer.result() if done else push.TOO_LATE)
 
+    async def _notification(
+        self, provider: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A payment provider's notification, answered on the worker threads like a push.
+
+        Providers, like cameras, are machines waiting for their answer; Django's one
+        thread for sync views would queue them behind every page. The answer is the
+        Django view's (``eppark.payments.notify.handle``).
+        """
+        from eppark.payments import notify
+
+        arrived_at = timezone.now()
+        try:
+            body = await self._body(receive, limit=notify.MAX_BODY)
+        except _HungUp:
+            return  # the provider hung up: it sends the notification again
+        headers = CaseInsensitiveMapping(
+            {
+                name.decode("latin-1"): value.decode("latin-1")
+                for name, value in scope.get("headers", ())
+            }
+        )
+        if self.in_hand >= self.limit:
+            await _send(send, BUSY)
+            return
+        self.in_hand += 1
+        answer = asyncio.get_running_loop().run_in_executor(
+            self.executor, _notify, provider, headers, body, arrived_at
+        )
+        answer.add_done_callback(self._done)
+        await _send(send, await answer)
+
     def _done(self, _answer: asyncio.Future[Reply]) -> None:
         self.in_hand -= 1
 
-    async def _body(self, receive: Receive) -> bytes | None:
+    async def _body(self, receive: Receive, limit: int | None = None) -> bytes | None:
         """The request body, or None when it exceeds the upload limit; _HungUp if cut off."""
-        limit = int(getattr(settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 1024))
+        if limit is None:
+            limit = int(getattr(settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 1024))
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -176,6 +217,23 @@ def _answer(
         log.exception("camera push to %s failed", vendor)
         drop_connection()  # a broken connection is not reused; the next push reconnects
         return push.error(500, "internal error; the read was not recorded, send it again")
+
+
+def _notify(
+    provider: str, headers: Mapping[str, str], body: bytes | None, arrived_at: datetime
+) -> Reply:
+    """Runs in a worker thread: one payment notification (``eppark.payments.notify.handle``)."""
+    from eppark.payments import notify
+
+    try:
+        answer = notify.handle(provider, headers, body, arrived_at)
+    except Exception:
+        log.exception("payment notification from %s failed", provider)
+        drop_connection()
+        return push.error(500, "internal error; nothing was done, send it again")
+    if answer is None:
+        return push.NOT_FOUND
+    return Reply(answer.status, answer.content_type, answer.body)
 
 
 async def _send(send: Send, reply: Reply, extra: list[tuple[bytes, bytes]] | None = None) -> None:

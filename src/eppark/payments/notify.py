@@ -21,6 +21,7 @@ signature check and one locked update.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -51,29 +52,42 @@ def provider_named(name: str) -> Provider | None:
 @csrf_exempt
 @require_POST
 def notification(request: HttpRequest, provider: str) -> HttpResponse:
-    """Verify, settle, record, answer."""
+    """Verify, settle, record, answer (the Django view; ``eppark serve`` answers on the ingress)."""
+    reply = handle(provider, request.headers, _body(request), timezone.now())
+    if reply is None:
+        raise Http404("no such payment provider")
+    return _response(reply)
+
+
+def handle(
+    provider: str, headers: Mapping[str, str], body: bytes | None, now: datetime
+) -> Reply | None:
+    """One notification, start to finish; None for an unknown provider (404).
+
+    ``body`` is None when it was larger than ``MAX_BODY``. Shared by the Django
+    view and the device ingress (``eppark.devices.ingress``), which answers
+    notifications on its worker threads as it answers camera pushes.
+    """
     found = provider_named(provider)
     if found is None:
-        raise Http404("no such payment provider")
-    now = timezone.now()
-    body = _body(request)
+        return None
     if body is None:
         _record(found.name, now, Verdict.REJECTED, detail="body larger than 64 KB")
         reply = found.notification_reply(False)
-        return _response(Reply(413, reply.body, reply.content_type))
+        return Reply(413, reply.body, reply.content_type)
     try:
-        result = found.parse_notification(dict(request.headers), body, now)
+        result = found.parse_notification(headers, body, now)
     except NotificationRejected as exc:
         log.warning("%s notification refused: %s", found.name, exc)
         _record(found.name, now, Verdict.REJECTED, detail=str(exc))
-        return _response(found.notification_reply(False))
+        return found.notification_reply(False)
     try:
         settled = settle(result, provider=found.name, channel=_channel(result, found), now=now)
     except Exception:  # ours failed: the provider must send it again
         log.exception("%s notification of %s not settled", found.name, result.out_trade_no)
-        return _response(found.notification_reply(False))
+        return found.notification_reply(False)
     _record_settled(found.name, now, result, settled)
-    return _response(found.notification_reply(True))
+    return found.notification_reply(True)
 
 
 def _body(request: HttpRequest) -> bytes | None:
