@@ -578,15 +578,19 @@ def run_layout(commands: list[list[str]], seconds: float) -> list[dict[str, Any]
 
 
 def main() -> int:
-    """``python -m bench.payments [--seconds S]``: print the rows as JSON lines."""
+    """``python -m bench.payments [--seconds S] [--rate R]``: print the rows as JSON lines."""
     import argparse
+
+    global RATE
 
     parser = argparse.ArgumentParser(prog="python -m bench.payments")
     parser.add_argument("--seconds", type=float, default=SECONDS)
+    parser.add_argument("--rate", type=float, default=20.0, help="payments (and reads) a second")
     parser.add_argument(
         "--layout", choices=["demo", "production"], help="one layout only (default: both)"
     )
     args = parser.parse_args()
+    RATE = args.rate
     chosen = [
         name
         for name in LAYOUTS
