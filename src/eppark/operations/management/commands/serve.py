@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -57,6 +58,7 @@ class Command(BaseCommand):
         """Run until interrupted."""
         host, port, workers = options["host"], options["port"], options["workers"]
         if options["fd"] is not None:  # a web-only worker started by the main process
+            _end_with_parent()
             sock = socket.socket(fileno=options["fd"])
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(async_serve(host, port, sock=sock, gateway=False))
@@ -95,10 +97,34 @@ class Command(BaseCommand):
                     child.kill()
 
 
+PARENT_ENV = "EPPARK_SERVE_PARENT"
+"""The main process's id, handed to its web-only workers."""
+_PR_SET_PDEATHSIG = 1
+
+
 def _worker(sock: socket.socket, host: str, port: int) -> subprocess.Popen[bytes]:
     """Start a web-only worker process on the shared socket."""
     command = [sys.executable, "-m", "eppark", "serve", "--host", host, "--port", str(port)]
-    return subprocess.Popen([*command, "--fd", str(sock.fileno())], pass_fds=[sock.fileno()])
+    env = {**os.environ, PARENT_ENV: str(os.getpid())}
+    return subprocess.Popen(
+        [*command, "--fd", str(sock.fileno())], pass_fds=[sock.fileno()], env=env
+    )
+
+
+def _end_with_parent() -> None:
+    """A worker ends with the main process, even one killed outright (SIGKILL, OOM).
+
+    The main process stops its workers when it stops; killed, it cannot, and a
+    worker left behind would go on answering on the port with the old code. On
+    Linux the kernel sends the worker SIGTERM when its parent dies; a parent gone
+    before that was arranged means the worker stops at once.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent and str(os.getppid()) != parent:
+        raise SystemExit(0)  # the main process died before we started
 
 
 def argparse_suppress() -> str:
