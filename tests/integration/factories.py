@@ -26,6 +26,18 @@ TARIFF = {
 }
 
 
+def database_url_for_processes() -> str:
+    """The URL of the test database, for a real process of the project's own to use."""
+    from django.db import connection
+
+    params = connection.settings_dict
+    user = params.get("USER") or "postgres"
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    host = params.get("HOST") or "127.0.0.1"
+    port = params.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{params['NAME']}"
+
+
 def keyed_camera(key: str, **fields: Any) -> Camera:
     """A camera posting with endpoint ``key``: ``.key`` holds it here, the database its digest."""
     camera = Camera(**fields)

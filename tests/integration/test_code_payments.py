@@ -39,7 +39,7 @@ from eppark.sim.cameras import build_push
 from eppark.stays.congestion import held_up
 from eppark.stays.models import GateVisit, Resolution, Stay
 from tests.integration import mqtt_fixtures
-from tests.integration.factories import TARIFF, keyed_camera
+from tests.integration.factories import TARIFF, database_url_for_processes, keyed_camera
 from tests.integration.mqtt_fixtures import TestBroker
 from tests.integration.test_outbox_gateway import World, wait_until
 
@@ -474,15 +474,6 @@ class GatewayOnly(PayWorld):
         World.__init__(self, broker)
 
 
-def _test_database_url() -> str:
-    params = connection.settings_dict
-    user = params.get("USER") or "postgres"
-    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
-    host = params.get("HOST") or "127.0.0.1"
-    port = params.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{params['NAME']}"
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="a process of its own: PostgreSQL")
 def test_eppark_payments_charges_the_code_from_a_process_of_its_own(
     mosquitto: TestBroker, tmp_path: Path
@@ -491,7 +482,7 @@ def test_eppark_payments_charges_the_code_from_a_process_of_its_own(
     log_file = tmp_path / "payments.log"
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=_test_database_url(),
+        DATABASE_URL=database_url_for_processes(),
         EPPARK_SECRET_KEY="payments-process-test-secret",
         EPPARK_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",

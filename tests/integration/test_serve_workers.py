@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,9 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+
+from tests.integration.factories import database_url_for_processes
+from tests.integration.mqtt_fixtures import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,21 +28,6 @@ pytestmark = [
         connection.vendor != "postgresql", reason="several web processes need PostgreSQL"
     ),
 ]
-
-
-def _database_url() -> str:
-    params = connection.settings_dict
-    user = params.get("USER") or "postgres"
-    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
-    host = params.get("HOST") or "127.0.0.1"
-    port = params.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{params['NAME']}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -71,10 +58,10 @@ def _wait(condition: object, timeout: float) -> bool:
 
 
 def test_the_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=_database_url(),
+        DATABASE_URL=database_url_for_processes(),
         EPPARK_SECRET_KEY="serve-workers-test-secret",
         EPPARK_LOG_LEVEL="WARNING",
     )
@@ -104,7 +91,7 @@ def test_the_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None
     try:
         assert _wait(lambda: bool(_children(main.pid)), 60), "no worker started"
         workers = _children(main.pid)
-        assert _wait(lambda: _listening(port), 60), "nobody answers on the port"
+        wait_listening(port, timeout=60)
         main.kill()
         main.wait(30)
         assert _wait(lambda: not any(_running(pid) for pid in workers), 30), (
@@ -118,9 +105,3 @@ def test_the_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None
             main.kill()
             main.wait()
         log.close()
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as client:
-        client.settimeout(1)
-        return client.connect_ex(("127.0.0.1", port)) == 0

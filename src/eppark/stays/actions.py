@@ -18,8 +18,7 @@ from django.utils.translation import gettext as _
 from eppark.domain import stays as stay_rules
 from eppark.domain.decide import EnteredAs as Entry
 from eppark.domain.plates import classify, normalize
-from eppark.domain.tariff import Payment
-from eppark.orders.models import Order, OrderState
+from eppark.orders import placing
 from eppark.records.errors import Refused, required_reason
 from eppark.records.history import record_baseline, stamp
 from eppark.stays.models import EnteredAs, Stay, StayState
@@ -52,7 +51,7 @@ def close_by_hand(stay: Stay, user: Any, exited_at: datetime, reason: str) -> St
             cost = stay_rules.charge(
                 stay_rules.OpenStay(Entry.TEMP, locked.entered_at),
                 locked.lot.tariff or {},
-                _payments(locked),
+                placing.stay_payments(locked),
                 exited_at,
             )
             locked.total, locked.paid = cost.paid + cost.due, cost.paid
@@ -96,12 +95,6 @@ def correct_plate(stay: Stay, user: Any, plate: str, reason: str) -> Stay:
         stamp(locked, user, reason)
         locked.save(update_fields=["plate"])
     return locked
-
-
-def _payments(stay: Stay) -> list[Payment]:
-    """The stay's paid orders, as the fee rule counts them."""
-    paid_orders = Order.objects.filter(stay=stay, state=OrderState.PAID, paid_at__isnull=False)
-    return [Payment(o.paid_at, o.amount, o.priced_at) for o in paid_orders if o.paid_at is not None]
 
 
 def _moment(at: datetime) -> str:
