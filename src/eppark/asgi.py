@@ -1,4 +1,5 @@
-"""ASGI entry point: the web server and back office (Django), camera pushes (the ingress)."""
+"""ASGI entry point: the web server and back office (Django), camera pushes (the ingress),
+and the agent desk's WebSocket (Django Channels)."""
 
 import os
 
@@ -7,6 +8,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eppark.settings")
 django_application = get_asgi_application()
 
-from eppark.devices.ingress import DeviceIngress  # noqa: E402  (needs Django set up)
+from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 
-application = DeviceIngress(django_application)
+from eppark.console.routing import websocket_application  # noqa: E402
+from eppark.devices.ingress import DeviceIngress  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {"http": DeviceIngress(django_application), "websocket": websocket_application}
+)

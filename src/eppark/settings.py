@@ -74,7 +74,7 @@ if _flag("EPPARK_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = _flag("EPPARK_SSL_REDIRECT", PRODUCTION)
 # Plate cameras push over plain HTTP and do not follow redirects.
-SECURE_REDIRECT_EXEMPT = [r"^devices/"]
+SECURE_REDIRECT_EXEMPT = [r"^devices/", r"^cti/"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _flag("EPPARK_SECURE_COOKIES", PRODUCTION)
 SECURE_HSTS_SECONDS = int(os.environ.get("EPPARK_HSTS_SECONDS") or (31536000 if PRODUCTION else 0))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("EPPARK_HSTS_INCLUDE_SUBDOMAINS", True)
@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "eppark.orders",
     "eppark.payments",
     "eppark.console",
+    "eppark.calls",
     "eppark.provisioning",
     "eppark.operations",
 ]
@@ -115,6 +116,18 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "eppark.urls"
 WSGI_APPLICATION = "eppark.wsgi.application"
+ASGI_APPLICATION = "eppark.asgi.application"
+
+# The agent desk's pushes (Django Channels): Redis when REDIS_URL is set (several
+# processes), else in memory (one process: the demo).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+_REDIS_LAYER = {
+    "BACKEND": "channels_redis.core.RedisChannelLayer",
+    "CONFIG": {"hosts": [REDIS_URL]},
+}
+CHANNEL_LAYERS = {
+    "default": _REDIS_LAYER if REDIS_URL else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+}
 
 TEMPLATES = [
     {

@@ -22,6 +22,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("devices/", include("eppark.devices.urls")),
+    path("cti/", include("eppark.calls.urls")),  # call-centre events
     path("console/", include("eppark.console.urls")),
     path("evidence/", include("eppark.evidence.urls")),  # photos by record or signed link
     path("", include("eppark.payments.urls")),  # notifications, the sandbox's cashier

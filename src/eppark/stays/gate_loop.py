@@ -73,29 +73,14 @@ def _decide_and_act(
         if repeat is not None:
             opens = bool(repeat[1]) and channel_for(gate, camera) == Channel.CAMERA_REPLY
             return ReadOutcome(open=opens, visit_id=repeat[0], duplicate=True)
-    pass_id, monthly = stay_records.pass_for(cursor, gate.lot_id, plate) if plate else (None, None)
-    leaving = plate and gate.direction == Direction.EXIT
-    exit_stay = (
-        stay_records.as_charged(
-            stay_records.open_stay(cursor, gate.lot_id, plate), monthly, gate.policy, now
-        )
-        if leaving
-        else None
+    seen = assess(cursor, gate, plate, now)
+    pass_id, monthly, exit_stay, payments, scenario = (
+        seen.pass_id,
+        seen.monthly,
+        seen.exit_stay,
+        seen.payments,
+        seen.scenario,
     )
-    payments = (
-        stay_records.payments(cursor, exit_stay.pk)
-        if exit_stay is not None and exit_stay.stay.charged_from is not None
-        else []
-    )
-    situation = Situation(
-        now=now,
-        direction=gate.direction,
-        plate=plate or None,
-        lot=gate.policy,
-        monthly_pass=monthly,
-        stay=_stay_view(gate.tariff, exit_stay, payments, now) if exit_stay else None,
-    )
-    scenario = decide(situation)
     decision = scenario.to_json()  # the contract's decision object: recorded, then presented
     cursor.execute(
         "UPDATE stays_gatevisit SET resolved_at = %s, resolution = %s"
@@ -124,6 +109,48 @@ def _decide_and_act(
     if scenario.opens:
         reply_opens = _open_now(cursor, gate, camera, visit_id, scenario.id, now)
     return ReadOutcome(open=reply_opens, visit_id=visit_id)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the gate knows of a plate now: its pass, its open stay and payments, the decision."""
+
+    pass_id: int | None
+    monthly: PassView | None
+    exit_stay: OpenStayRow | None
+    payments: list[Payment]
+    situation: Situation
+    scenario: Scenario
+
+
+def assess(cursor: Any, gate: GateConfig, plate: str, now: datetime) -> Assessment:
+    """The decision for ``plate`` at ``gate`` now, with what it was made from; changes nothing.
+
+    The gate loop acts on it; the agent desk shows it for a plate an agent typed.
+    """
+    pass_id, monthly = stay_records.pass_for(cursor, gate.lot_id, plate) if plate else (None, None)
+    leaving = plate and gate.direction == Direction.EXIT
+    exit_stay = (
+        stay_records.as_charged(
+            stay_records.open_stay(cursor, gate.lot_id, plate), monthly, gate.policy, now
+        )
+        if leaving
+        else None
+    )
+    payments = (
+        stay_records.payments(cursor, exit_stay.pk)
+        if exit_stay is not None and exit_stay.stay.charged_from is not None
+        else []
+    )
+    situation = Situation(
+        now=now,
+        direction=gate.direction,
+        plate=plate or None,
+        lot=gate.policy,
+        monthly_pass=monthly,
+        stay=_stay_view(gate.tariff, exit_stay, payments, now) if exit_stay else None,
+    )
+    return Assessment(pass_id, monthly, exit_stay, payments, situation, decide(situation))
 
 
 def _stay_view(
