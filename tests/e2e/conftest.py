@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connections
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+from tests.e2e.desk_harness import DeskServer, close_connection
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -107,4 +109,51 @@ def browser_page(
             # With Playwright's loop running, Django keeps the test's database connection
             # in context-local storage, apart from the thread's own: close it here, or
             # PostgreSQL could not drop the test database at the end of the session.
+            connections.close_all()
+
+
+# --- the agent desk: the ASGI app (WebSocket) instead of the WSGI live server ------------------
+
+
+@pytest.fixture(scope="session")
+def _single_thread_executor() -> None:
+    """asgiref's one shared thread for sync code called outside a request (Channels'
+    database calls): started once, before any test's leak guard counts threads."""
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor.submit(close_connection).result(30)
+
+
+@pytest.fixture
+def desk_server(
+    _single_thread_executor: None, transactional_db: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DeskServer]:
+    """``eppark.asgi.application`` served on a free port of 127.0.0.1, on the test database."""
+    from eppark.console import push
+
+    server = DeskServer()
+    server.start()
+    # pushes from threads outside a request (the device ingress) go to the server's loop,
+    # as in ``eppark serve``
+    monkeypatch.setattr(push, "_loop", server.loop)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def desk_context(
+    chromium_endpoint: str, desk_server: DeskServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[BrowserContext]:
+    """A fresh browser context against the desk server (closed before the server stops)."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.connect_over_cdp(chromium_endpoint)
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+        context.set_default_timeout(15_000)
+        try:
+            yield context
+        finally:
+            context.close()
             connections.close_all()
