@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import threading
 import time
@@ -57,18 +58,28 @@ from tests.integration.mqtt_fixtures import cancel_tasks, free_port, wait_listen
 
 CENTRE_KEY = "k-cc-desk-tests-0001"
 CENTRE_SECRET = "cc-secret-desk-tests"
+GATEWAY_PASSWORD = "gw-secret-desk-tests"
 
 
 # --- the server ----------------------------------------------------------------------------------
 
 
 class DeskServer:
-    """``eppark.asgi.application`` under uvicorn in a thread of the test process."""
+    """``eppark.asgi.application`` under uvicorn in a thread of the test process; with
+    ``robots``, also the gateway (``eppark.gateway.service.Gateway``) and an embedded MQTT
+    broker on the same event loop, and each robot added run by the simulator
+    (``eppark.sim.robot.SimRobot``): commands reach the robots over MQTT, their acks and
+    events (screens shown, ID photos) come back the way they do in production."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, robots: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.with_robots = robots
+        self.mqtt_port = free_port()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.sims: dict[str, Any] = {}
+        self._users: dict[str, str] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
         self._thread: threading.Thread | None = None
         self._server: Any = None
         self._error: BaseException | None = None
@@ -77,7 +88,7 @@ class DeskServer:
         self._their_pool: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
-        """Serve; return once the port answers."""
+        """Serve; return once the port answers (and the gateway is connected)."""
         import uvicorn
 
         import eppark.asgi
@@ -112,6 +123,12 @@ class DeskServer:
                 raise TimeoutError("the desk server did not start within 30 s")
             time.sleep(0.01)
         wait_listening(self.port)
+        if self.with_robots:
+            self._on_loop(self._gateway_connected(), 30)
+
+    def _on_loop(self, coroutine: Any, timeout: float) -> Any:
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def _run(self, ready: threading.Event) -> None:
         loop = asyncio.new_event_loop()
@@ -119,7 +136,7 @@ class DeskServer:
         self.loop = loop
         ready.set()
         try:
-            loop.run_until_complete(self._server.serve())
+            loop.run_until_complete(self._main())
         except BaseException as error:  # reported by start() or stop()
             self._error = error
         finally:
@@ -130,6 +147,58 @@ class DeskServer:
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()
+
+    async def _main(self) -> None:
+        from eppark.gateway.broker import EmbeddedBroker
+        from eppark.gateway.protocol import GATEWAY_USER
+        from eppark.gateway.service import Gateway
+
+        broker = None
+        if self.with_robots:
+            self._users[GATEWAY_USER] = GATEWAY_PASSWORD
+            users = self._users
+            broker = EmbeddedBroker(
+                "127.0.0.1", self.mqtt_port, lambda user, password: users.get(user) == password
+            )
+            await broker.start()
+            self.gateway = Gateway(broker.url, password=GATEWAY_PASSWORD, poll_interval=0.2)
+            self._tasks.append(asyncio.create_task(self.gateway.run(), name="desk gateway"))
+        try:
+            await self._server.serve()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if broker is not None:
+                await broker.stop()
+
+    async def _gateway_connected(self) -> None:
+        await asyncio.wait_for(self.gateway.connected.wait(), 20)
+
+    def add_robot(self, code: str) -> Any:
+        """Run robot ``code`` in the simulator, connected and subscribed; the ``SimRobot``."""
+        if not self.with_robots:
+            return None
+        password = f"pw-{code}"
+        self._users[code] = password
+
+        async def online() -> Any:
+            from eppark.sim.robot import SimRobot
+
+            robot = SimRobot(
+                code,
+                password,
+                f"mqtt://127.0.0.1:{self.mqtt_port}",
+                out=io.StringIO(),
+                max_backoff=1.0,
+            )
+            self._tasks.append(asyncio.create_task(robot.run(), name=f"robot {code}"))
+            await robot.wait_online(20)
+            return robot
+
+        robot = self._on_loop(online(), 30)
+        self.sims[code] = robot
+        return robot
 
     def stop(self) -> None:
         """Stop serving (open connections are closed), join the thread, release the pool."""
@@ -307,7 +376,8 @@ class CalloutStandIn:
 
 @dataclass(frozen=True)
 class Sent:
-    """What the outbox holds for a robot since a mark: its ``present`` args and its opens."""
+    """What a robot got since a mark: ``present`` args (voice, display, light), opens, and
+    the names of other commands (``capture_id``)."""
 
     presents: list[dict[str, Any]]
     opens: int
@@ -326,10 +396,12 @@ class Sent:
 
 
 class Robot:
-    """A robot of the scene: its row, and what the outbox sent it."""
+    """A robot of the scene: its row; what the outbox staged for it; and, when the server
+    runs robots, what the simulated robot actually received and ran over MQTT."""
 
-    def __init__(self, row: RobotRow) -> None:
+    def __init__(self, row: RobotRow, sim: Any = None) -> None:
         self.row = row
+        self.sim = sim
 
     @property
     def phone(self) -> str:
@@ -341,13 +413,39 @@ class Robot:
         last = Command.objects.order_by("-pk").values_list("pk", flat=True).first()
         return int(last or 0)
 
+    def staged(self, since: int = 0) -> list[Command]:
+        """The outbox's commands for this robot staged after ``since``."""
+        return list(Command.objects.filter(robot=self.row, pk__gt=since).order_by("pk"))
+
     def sent(self, since: int = 0) -> Sent:
-        """The robot's commands staged after ``since``."""
-        rows = list(Command.objects.filter(robot=self.row, pk__gt=since).order_by("pk"))
+        """What the outbox staged for the robot after ``since``."""
+        rows = self.staged(since)
         return Sent(
             presents=[dict(c.args) for c in rows if c.cmd == "present"],
             opens=sum(1 for c in rows if c.cmd == "open"),
             others=[c.cmd for c in rows if c.cmd not in ("present", "open")],
+        )
+
+    def received(self, since: int = 0, timeout: float = 15) -> Sent:
+        """What the robot ran of the commands staged after ``since``, once it ran them all
+        (the simulated robot over MQTT; without one, what the outbox holds)."""
+        if self.sim is None:
+            return self.sent(since)
+        wanted = [c.cmd_id for c in self.staged(since)]
+        deadline = time.monotonic() + timeout
+        while True:
+            ran = {c.cmd_id: c for c in list(self.sim.executed)}
+            if all(cmd_id in ran for cmd_id in wanted):
+                break
+            if time.monotonic() > deadline:
+                missing = [cmd_id for cmd_id in wanted if cmd_id not in ran]
+                raise TimeoutError(f"robot {self.row.code} never ran {missing}")
+            time.sleep(0.02)
+        commands = [ran[cmd_id] for cmd_id in wanted]
+        return Sent(
+            presents=[c.args.to_dict() for c in commands if c.cmd == "present"],
+            opens=sum(1 for c in commands if c.cmd == "open"),
+            others=[c.cmd for c in commands if c.cmd not in ("present", "open")],
         )
 
 
@@ -405,7 +503,8 @@ class Gates:
                 robot=robot,
                 serial=f"sn-{self.code}-{direction}",
             )
-            self.gates[direction], self.robots[direction] = gate, Robot(robot)
+            sim = self.server.add_robot(robot.code)
+            self.gates[direction], self.robots[direction] = gate, Robot(robot, sim)
             self.cameras[direction] = camera
         self.agent = staff("kf-001", Role.AGENT, [self.lot], first_name="客服一号")
         self.seat = self.agent.seat.number

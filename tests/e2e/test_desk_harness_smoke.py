@@ -14,13 +14,14 @@ def test_harness(desk_server: DeskServer) -> None:
     gates = Gates(desk_server)
     centre = CallCentre(desk_server)
     gates.give_pass("粤B12345")
-    exit_robot = gates.robots["entry"]
-    mark = exit_robot.mark()
+    robot = gates.robots["entry"]
+    mark = robot.mark()
     visit = gates.arrive("entry", "粤B12345")
     assert visit.scenario == "entry.monthly_valid"
-    sent = exit_robot.sent(mark)
-    assert sent.shows() == ("欢迎回家", "face", "green")
-    call_id = centre.ring(exit_robot.row, gates.seat)
+    got = robot.received(mark)
+    assert got.shows() == ("欢迎回家", "face", "green")
+    assert got.opens == 1
+    call_id = centre.ring(robot.row, gates.seat)
     call = Call.objects.get(call_id=call_id)
     assert call.agent_id == gates.agent.pk
     assert call.plate == "粤B12345"
