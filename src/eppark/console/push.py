@@ -2,7 +2,8 @@
 
 Groups: ``agent.<user id>`` (calls popping on that agent's desk), ``lot.<lot id>``
 (the calls board and congestion of a lot, for every agent serving it) and
-``robot.<robot id>`` (the live mirror of a robot's screen). Messages are sent when
+``robot.<robot id>`` (the live mirror of a robot's screen); a lot's pushes also go to
+``lot.all``, the group of the desks of users who serve every lot. Messages are sent when
 the transaction that caused them commits, never before (a rolled-back change
 pushes nothing). From a thread without an event loop (Django's sync views under
 uvicorn, the gateway's database thread) the message is handed to the server's loop
@@ -39,6 +40,10 @@ def lot_group(lot_id: int) -> str:
     return f"lot.{lot_id}"
 
 
+ALL_LOTS_GROUP = "lot.all"
+"""Desks of users who serve every lot (admins): every lot's pushes reach them too."""
+
+
 def robot_group(robot_id: int) -> str:
     """The group of desks mirroring one robot's screen."""
     return f"robot.{robot_id}"
@@ -48,6 +53,8 @@ def publish(group: str, message: dict[str, Any]) -> None:
     """Send ``message`` (``{"type": "desk.message", "kind": …, …}``) to ``group`` on commit."""
     event = {"type": "desk.message", **message}
     transaction.on_commit(lambda: send_now(group, event))
+    if group.startswith("lot.") and group != ALL_LOTS_GROUP:
+        transaction.on_commit(lambda: send_now(ALL_LOTS_GROUP, event))
 
 
 def send_now(group: str, event: dict[str, Any]) -> None:

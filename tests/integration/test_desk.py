@@ -1,0 +1,399 @@
+"""The agent desk (新版智能客服): the page, its actions over HTTP, the call's state, the socket.
+
+Real requests through Django's test client (CSRF enforced where it matters) and the
+real WebSocket consumer through Channels' communicator on the configured channel
+layer (in-memory, or Redis when REDIS_URL is set).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from eppark.accounts.models import Role
+from eppark.calls.models import Call, CallCentre, CallDirection, CallState
+from eppark.console import cases, push
+from eppark.console.desk_state import call_state
+from eppark.console.models import AgentAction, DeskAction, Seat
+from eppark.devices.models import Command, Robot
+from eppark.stays.models import GateVisit, Stay
+from tests.integration.factories import LotWorld, build_lot, staff
+
+pytestmark = pytest.mark.django_db
+
+
+class WebsocketCommunicator:
+    """A WebSocket client for an ASGI app (channels.testing needs daphne, not installed)."""
+
+    def __init__(self, application: Any, path: str) -> None:
+        self.scope: dict[str, Any] = {
+            "type": "websocket",
+            "path": path,
+            "query_string": b"",
+            "headers": [],
+        }
+        self.application = application
+        self.app: Any = None
+
+    def _started(self) -> Any:
+        if self.app is None:
+            self.app = ApplicationCommunicator(self.application, self.scope)  # type: ignore[no-untyped-call]
+        return self.app
+
+    async def connect(self, timeout: float = 2) -> tuple[bool, Any]:
+        app = self._started()
+        await app.send_input({"type": "websocket.connect"})
+        response = await app.receive_output(timeout)
+        if response["type"] == "websocket.close":
+            return False, response.get("code", 1000)
+        return True, None
+
+    async def receive_output(self, timeout: float = 2) -> Any:
+        return await self._started().receive_output(timeout)
+
+    async def receive_nothing(self, timeout: float = 0.2) -> bool:
+        return bool(await self._started().receive_nothing(timeout))
+
+    async def wait(self, timeout: float = 2) -> None:
+        await self._started().wait(timeout)
+
+    async def receive_json_from(self, timeout: float = 2) -> Any:
+        response = await self._started().receive_output(timeout)
+        assert response["type"] == "websocket.send", response
+        return json.loads(response["text"])
+
+    async def disconnect(self, code: int = 1000, timeout: float = 2) -> None:
+        await self._started().send_input({"type": "websocket.disconnect", "code": code})
+        await self._started().wait(timeout)
+
+
+STRANGER = "粤B77777"
+
+
+@pytest.fixture
+def world(db: Any) -> dict[str, Any]:
+    root = User.objects.create_superuser("root", password="pw-not-used")
+    a = build_lot("caike", "彩科彩悦大厦", "粤B11111", root)
+    b = build_lot("futian", "福田中心", "粤B99999", root)
+    Robot.objects.filter(pk=b.robot.pk).update(phone="14400000002")
+    GateVisit.objects.update(resolved_at=timezone.now(), resolution="opened")
+    entry_robot = Robot.objects.create(
+        code="EP-caike-in", name="彩科入口EP君", lot=a.lot, gate=a.entry, phone="14400000003"
+    )
+    centre = CallCentre.objects.create(provider="generic", name="呼叫中心", key_digest="d" * 64)
+    agent = staff("kf-a", Role.AGENT, [a.lot])
+    other = staff("kf-b", Role.AGENT, [a.lot])
+    return {
+        "a": a,
+        "b": b,
+        "entry_robot": entry_robot,
+        "centre": centre,
+        "agent": agent,
+        "other": other,
+        "agent_b": staff("kf-futian", Role.AGENT, [b.lot]),
+        "operator": staff("op-a", Role.OPERATOR, [a.lot]),
+        "root": root,
+    }
+
+
+def waiting(gate_world: LotWorld, gate: Any, plate: str, minutes: int = 0) -> GateVisit:
+    return GateVisit.objects.create(
+        gate=gate,
+        lot=gate_world.lot,
+        plate=plate,
+        arrived_at=timezone.now() - timedelta(minutes=minutes),
+        scenario="entry.temp_forbidden" if gate.direction == "entry" else "exit.temp_unpaid",
+        expected_action="leave" if gate.direction == "entry" else "temp_order",
+        photo=f"evidence/{gate_world.lot.code}/{plate}.jpg",
+    )
+
+
+def a_call(w: dict[str, Any], where: str, plate: str, agent: User | None) -> Call:
+    lot: LotWorld = w["a"] if where != "b" else w["b"]
+    gate = lot.entry if where == "entry" else lot.exit
+    robot = w["entry_robot"] if where == "entry" else lot.robot
+    visit = waiting(lot, gate, plate)
+    return Call.objects.create(
+        centre=w["centre"],
+        call_id=f"c-{where}-{plate}-{Call.objects.count()}",
+        direction=CallDirection.INBOUND,
+        state=CallState.ANSWERED,
+        caller=robot.phone,
+        seat=cases.seat_of(agent) if agent is not None else "",
+        agent=agent,
+        robot=robot,
+        lot=lot.lot,
+        gate=gate,
+        visit=visit,
+        plate=plate,
+        started_at=timezone.now(),
+    )
+
+
+def client_for(user: User | None, csrf: bool = False) -> Client:
+    client = Client(enforce_csrf_checks=csrf)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def post(client: Client, name: str, call: Call | None = None, **data: Any) -> Any:
+    url = reverse(f"console:{name}", args=[call.pk] if call is not None else [])
+    return client.post(url, json.dumps(data), content_type="application/json")
+
+
+# --- the page ------------------------------------------------------------------------------------
+
+
+def test_desk_page_is_for_agents(world: dict[str, Any]) -> None:
+    page = client_for(world["agent"]).get("/console/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    for label in (
+        "开闸",
+        "发送到显示屏",
+        "临停快速码推送或出示付款码",
+        "访客登记放行",
+        "异常开闸",
+        "关单",
+    ):
+        assert label in html
+    assert 'id="desk-hello"' in html
+    assert "desk.js" in html
+
+    refused = client_for(world["operator"]).get("/console/")
+    assert refused.status_code == 403
+    assert 'data-testid="desk-forbidden"' in refused.content.decode()
+
+    anonymous = client_for(None).get("/console/")
+    assert anonymous.status_code == 302
+    assert "/login/" in anonymous["Location"]
+    assert client_for(None).get(reverse("console:desk_state")).status_code == 403
+
+
+# --- the call's state ----------------------------------------------------------------------------
+
+
+def test_entry_state_in_words(world: dict[str, Any]) -> None:
+    call = a_call(world, "entry", STRANGER, world["agent"])
+    state = call_state(call, world["agent"], timezone.now())
+    overview = state["overview"]
+    assert overview["number"] == "14400000003"
+    assert overview["robot"]["code"] == "EP-caike-in"
+    assert overview["lot"]["name"] == "彩科彩悦大厦"
+    assert overview["gate"]["name"] == "彩科彩悦大厦入口"
+    assert overview["gate"]["direction"] == "entry"
+    assert overview["mine"] is True
+    assert overview["taken_by"] == "kf-a"
+    vehicle = state["vehicle"]
+    assert vehicle["reason"] == "临停车禁止进场"
+    assert vehicle["has_pass"] is False
+    assert vehicle["stay"] is None
+    enabled = {a["label"] for a in state["actions"] if a["enabled"]}
+    assert enabled == {"访客登记放行", "异常开闸", "关单"}
+    assert state["scene"]["gate_photo"] == f"/evidence/gate-visit/{call.visit_id}/photo/"
+    assert state["scene"]["car_photo"] == state["scene"]["gate_photo"]
+    assert state["fuzzy"] is None
+    # another agent of the lot sees it taken, with no action enabled
+    seen = call_state(call, world["other"], timezone.now())
+    assert seen["overview"]["mine"] is False
+    assert not seen["can_act"]
+    assert not any(a["enabled"] for a in seen["actions"])
+
+
+def test_exit_state_shows_the_stay_and_the_fee(world: dict[str, Any]) -> None:
+    a: LotWorld = world["a"]
+    entered = timezone.now() - timedelta(hours=3, minutes=10)
+    stay = Stay.objects.create(
+        lot=a.lot,
+        plate=STRANGER,
+        entered_as="temp",
+        entered_at=entered,
+        entry_gate=a.entry,
+        entry_photo="evidence/caike/in.jpg",
+    )
+    call = a_call(world, "exit", STRANGER, world["agent"])
+    state = call_state(call, world["agent"], timezone.now())
+    vehicle = state["vehicle"]
+    assert vehicle["stay"]["due"].startswith("¥")
+    assert vehicle["stay"]["owes"] is True
+    assert vehicle["reason"] == "临停车未缴费出场"
+    assert state["scene"]["car_photo"] == f"/evidence/stay/{stay.pk}/entry_photo/"
+    enabled = [a["action"] for a in state["actions"] if a["enabled"]]
+    assert enabled == ["send_to_display", "quick_pay", "abnormal_open", "close"]
+
+    # the pass holder's car: a valid pass, nothing due
+    held = a_call(world, "exit", "粤B11111", world["agent"])
+    vehicle = call_state(held, world["agent"], timezone.now())["vehicle"]
+    assert vehicle["has_pass"] is True
+    assert vehicle["expired_by"] == ""
+    assert vehicle["valid_until_text"]
+
+
+def test_no_entry_record_offers_the_cars_inside(world: dict[str, Any]) -> None:
+    call = a_call(world, "exit", "粤B11117", world["agent"])
+    state = call_state(call, world["agent"], timezone.now())
+    fuzzy = state["fuzzy"]
+    assert fuzzy["notice"].startswith("未找到该车辆的进场记录")
+    assert "1 条" in fuzzy["notice"]
+    (candidate,) = fuzzy["candidates"]
+    assert candidate["plate"] == "粤B11111"
+    assert candidate["stay"] == world["a"].stay.pk
+    response = post(
+        client_for(world["agent"]), "desk_confirm_vehicle", call, stay=candidate["stay"]
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["call"]["picked_stay"] == candidate["stay"]
+
+
+# --- the actions ---------------------------------------------------------------------------------
+
+
+def test_actions_are_authorised(world: dict[str, Any]) -> None:
+    call = a_call(world, "entry", STRANGER, world["agent"])
+    # another agent of the same lot: taken
+    taken = post(client_for(world["other"]), "desk_open", call)
+    assert taken.status_code == 403
+    assert "kf-a" in taken.json()["error"]
+    # an agent of another lot
+    assert post(client_for(world["agent_b"]), "desk_take", call).status_code == 403
+    # an operator
+    assert post(client_for(world["operator"]), "desk_close", call).status_code == 403
+    # no seat
+    Seat.objects.filter(agent=world["agent"]).update(agent=None)
+    seatless = post(client_for(world["agent"]), "desk_send_to_display", call)
+    assert seatless.status_code == 403
+    Seat.objects.filter(number=f"10{world['agent'].pk:02d}").update(agent=world["agent"])
+    # an action the rules do not allow for this car
+    refused = post(client_for(world["agent"]), "desk_open", call)
+    assert refused.status_code == 400
+    assert "开闸" in refused.json()["error"]
+    # CSRF is checked
+    strict = client_for(world["agent"], csrf=True)
+    assert post(strict, "desk_close", call).status_code == 403
+    assert not AgentAction.objects.filter(call=call).exists()
+
+
+def test_visitor_release_and_close(world: dict[str, Any]) -> None:
+    call = a_call(world, "entry", STRANGER, world["agent"])
+    client = client_for(world["agent"])
+    bad = post(client, "desk_visitor_release", call, phone="123", reason="业主客人")
+    assert bad.status_code == 400
+    assert bad.json()["error"]
+    done = post(
+        client, "desk_visitor_release", call, phone="13800000000", reason="1单元303业主客人"
+    )
+    assert done.status_code == 200, done.content
+    action = AgentAction.objects.get(call=call, action=DeskAction.VISITOR_RELEASE)
+    assert action.detail["phone"] == "13800000000"
+    assert Command.objects.filter(robot=world["entry_robot"], cmd="present").exists()
+    closed = post(client, "desk_close", call)
+    assert closed.status_code == 200
+    assert closed.json()["call"]["open"] is False
+
+
+def test_query_corrects_the_plate(world: dict[str, Any]) -> None:
+    call = a_call(world, "entry", STRANGER, world["agent"])
+    client = client_for(world["agent"])
+    assert post(client, "desk_query", call, plate="not a plate").status_code == 400
+    answer = post(client, "desk_query", call, plate="粤B11111").json()["call"]
+    assert answer["plate"] == "粤B11111"
+    assert answer["vehicle"]["has_pass"] is True
+    assert next(a["action"] for a in answer["actions"] if a["enabled"]) == "open"
+
+
+def test_seat_binding(world: dict[str, Any]) -> None:
+    client = client_for(world["agent"])
+    bound = post(client, "desk_seat", seat="2001")
+    assert bound.status_code == 200
+    assert bound.json()["seat"] == "2001"
+    assert Seat.objects.get(number="2001").agent == world["agent"]
+    assert not Seat.objects.filter(
+        number=f"10{world['agent'].pk:02d}", agent__isnull=False
+    ).exists()
+    taken = post(client_for(world["other"]), "desk_seat", seat="2001")
+    assert taken.status_code == 400
+    assert "2001" in taken.json()["error"]
+    assert post(client, "desk_seat", seat="").status_code == 400
+
+
+# --- the socket ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _one_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consumer's database work runs on the test's own thread and connection (inside its
+    transaction); Channels would close that connection around each call, as it must in a server."""
+    import channels.db
+
+    monkeypatch.setattr(channels.db, "close_old_connections", lambda: None)
+
+
+def test_socket_refuses_non_agents(world: dict[str, Any]) -> None:
+    from eppark.console.consumers import DeskConsumer
+
+    async def run(user: Any) -> Any:
+        communicator = WebsocketCommunicator(DeskConsumer.as_asgi(), "/ws/console/")
+        communicator.scope["user"] = user
+        connected, _ = await communicator.connect()
+        closed = await communicator.receive_output(timeout=2)
+        await communicator.wait()
+        return connected, closed
+
+    for user in (world["operator"], None):
+        from django.contrib.auth.models import AnonymousUser
+
+        _connected, closed = async_to_sync(run)(user or AnonymousUser())
+        assert closed == {"type": "websocket.close", "code": 4403}
+
+
+def test_socket_pushes_only_the_lots_calls(world: dict[str, Any]) -> None:
+    from eppark.console.consumers import DeskConsumer
+
+    mine = a_call(world, "entry", STRANGER, world["agent"])
+    theirs = a_call(world, "b", "粤B99999", world["agent_b"])
+
+    async def run() -> list[Any]:
+        communicator = WebsocketCommunicator(DeskConsumer.as_asgi(), "/ws/console/")
+        communicator.scope["user"] = world["agent"]
+        connected, _ = await communicator.connect()
+        assert connected
+        hello = await communicator.receive_json_from(timeout=5)
+        layer = get_channel_layer()
+        event = {"type": "desk.message", "kind": "call", "call": theirs.pk}
+        # even sent to this agent's own group, another lot's call is not forwarded
+        await layer.group_send(push.agent_group(world["agent"].pk), event)
+        await layer.group_send(push.lot_group(world["b"].lot.pk), event)
+        await layer.group_send(
+            push.lot_group(world["a"].lot.pk),
+            {"type": "desk.message", "kind": "call", "call": mine.pk},
+        )
+        pushed = await communicator.receive_json_from(timeout=5)
+        nothing = await communicator.receive_nothing(timeout=0.2)
+        await layer.group_send(
+            push.robot_group(world["entry_robot"].pk),
+            {"type": "desk.message", "kind": "screen", "robot": world["entry_robot"].pk},
+        )
+        screen = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return [hello, pushed, nothing, screen]
+
+    hello, pushed, nothing, screen = async_to_sync(run)()
+    assert hello["type"] == "hello"
+    assert [c["id"] for c in hello["calls"]] == [mine.pk]
+    assert hello["seat"] == cases.seat_of(world["agent"])
+    assert pushed["type"] == "call"
+    assert pushed["call"]["id"] == mine.pk
+    assert nothing is True
+    assert screen["type"] == "call"
+    assert screen["call"]["id"] == mine.pk
