@@ -15,6 +15,7 @@ pop are counted and compared with the manual's. One screenshot per scenario is k
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "desk"
-ACTIONS_FILE = ARTIFACTS / "actions.json"
+ACTIONS_FILE = Path(os.environ.get("EPPARK_DESK_ACTIONS") or ARTIFACTS / "actions.json")
+"""The agent's clicks per scenario, for ``bench/desk.py`` (which points it elsewhere)."""
 
 WELCOME_HOME = "欢迎回家"
 WELCOME = "欢迎光临"
@@ -243,8 +245,8 @@ def qr_purpose(args: dict[str, Any]) -> str:
 
 
 def record_actions(scenario: str, count: int) -> None:
-    """Keep the count for the bench's table (``test-artifacts/desk/actions.json``)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    """Keep the count for the bench's table (``ACTIONS_FILE``)."""
+    ACTIONS_FILE.parent.mkdir(parents=True, exist_ok=True)
     counts = json.loads(ACTIONS_FILE.read_text()) if ACTIONS_FILE.exists() else {}
     counts[scenario] = {"counted": count, "manual": EXPECTED[scenario].actions}
     ACTIONS_FILE.write_text(json.dumps(counts, ensure_ascii=False, indent=1, sort_keys=True))
