@@ -47,6 +47,8 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         """A logged-in agent only: joins their groups and gets the whole desk."""
         user = self.scope.get("user")
         self.groups_joined, self.robots = [], set()
+        # pushes made on other threads (the gateway's database thread) reach this loop
+        push.bind_loop(asyncio.get_running_loop())
         await self.accept()
         if user is None or not await database_sync_to_async(cases.is_agent)(user):
             await self.close(code=FORBIDDEN)
