@@ -7,6 +7,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords  # type: ignore[import-untyped]
 
+from eppark.devices import keys
+
 
 class Provider(models.TextChoices):
     """Call-centre systems EP Park speaks to."""
@@ -51,6 +53,23 @@ class CallCentre(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def key(self) -> str | None:
+        """The endpoint key in clear: only on the instance it was just set on, never stored."""
+        return self.__dict__.get("_plain_key")
+
+    @key.setter
+    def key(self, value: str) -> None:
+        """Set a new endpoint key (``CallCentre(key=…)`` works too): keeps its digest and hint."""
+        self.__dict__["_plain_key"] = value
+        self.key_digest = keys.key_digest(value)
+        self.key_hint = keys.key_hint(value)
+
+    @property
+    def masked_key(self) -> str:
+        """The key as anyone may see it: dots and its last characters."""
+        return keys.masked(self.key_hint, bool(self.key_digest))
 
 
 class CallDirection(models.TextChoices):
@@ -144,6 +163,12 @@ class Call(models.Model):
     started_at = models.DateTimeField(_("started"))
     answered_at = models.DateTimeField(_("answered"), null=True, blank=True)
     ended_at = models.DateTimeField(_("hung up"), null=True, blank=True)
+    failure = models.CharField(
+        _("why the callout failed"),
+        max_length=200,
+        blank=True,
+        help_text=_("What the call centre said when it could not place an agent's callout."),
+    )
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
     closed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

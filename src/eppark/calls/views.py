@@ -11,6 +11,7 @@ import logging
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.datastructures import CaseInsensitiveMapping
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -22,6 +23,20 @@ from eppark.devices.keys import key_digest
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
+
+
+def request_headers(request: HttpRequest) -> CaseInsensitiveMapping[str]:
+    """The request's headers (any case), plus its request line as HTTP/2-style pseudo-headers
+    (``:method``, ``:authority``, ``:path``) for providers that sign it (TiNet); a client
+    cannot send those names (``:`` is not allowed in a header name)."""
+    return CaseInsensitiveMapping(
+        {
+            **dict(request.headers.items()),
+            ":method": request.method or "",
+            ":authority": request.get_host(),
+            ":path": request.path,
+        }
+    )
 
 
 def _refuse(status: int, error: str) -> JsonResponse:
@@ -44,7 +59,7 @@ def cti_event(request: HttpRequest, provider: str, key: str) -> HttpResponse:
     if len(body) > MAX_BODY:
         return _refuse(413, "body too large")
     query = {name: request.GET.get(name, "") for name in request.GET}
-    headers = dict(request.headers.items())
+    headers = request_headers(request)
     try:
         event = reader(body, headers, query, centre.secret)
     except BadSignature as error:
