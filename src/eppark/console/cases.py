@@ -140,7 +140,7 @@ def snapshot(call: Call, now: datetime) -> dict[str, Any]:
 
 def _locked(call: Call) -> Call:
     return (
-        Call.objects.select_for_update()
+        Call.objects.select_for_update(of=("self",))
         .select_related("gate__lot", "robot", "agent")
         .get(pk=call.pk)
     )
