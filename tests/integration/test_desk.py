@@ -397,3 +397,101 @@ def test_socket_pushes_only_the_lots_calls(world: dict[str, Any]) -> None:
     assert nothing is True
     assert screen["type"] == "call"
     assert screen["call"]["id"] == mine.pk
+
+
+def test_the_robot_screen_reaches_the_open_desk(
+    world: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    """An action goes to the robot through the outbox; the robot's ack becomes its screen,
+    and the gateway's push brings it to the open desk's mirror of that robot."""
+    from asgiref.sync import sync_to_async
+
+    from eppark.console.consumers import DeskConsumer
+    from eppark.gateway import protocol, store
+
+    call = a_call(world, "entry", STRANGER, world["agent"])
+    robot = world["entry_robot"]
+
+    def act_and_ack() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            cases.visitor_release(call, world["agent"], "13800000000", "业主客人")
+        command = Command.objects.get(robot=robot, cmd="present")
+        ack = protocol.Ack(command.cmd_id, "done", timezone.now()).to_json().encode()
+        with django_capture_on_commit_callbacks(execute=True):
+            store.apply_acks([(robot.code, ack)], timezone.now())
+
+    async def run() -> list[Any]:
+        communicator = WebsocketCommunicator(DeskConsumer.as_asgi(), "/ws/console/")
+        communicator.scope["user"] = world["agent"]
+        await communicator.connect()
+        hello = await communicator.receive_json_from(timeout=5)
+        await sync_to_async(act_and_ack)()
+        seen = []
+        while True:
+            message = await communicator.receive_json_from(timeout=5)
+            seen.append(message)
+            screen = message["call"]["scene"]["screen"]
+            if screen["voice"] == "欢迎光临":
+                break
+        await communicator.disconnect()
+        return [hello, seen]
+
+    hello, seen = async_to_sync(run)()
+    assert hello["calls"][0]["scene"]["screen"]["display"] is None
+    last = seen[-1]["call"]["scene"]["screen"]
+    assert last["display"] == {"kind": "face", "face": "smile"}
+    assert last["light"] == "green"
+
+
+def test_callout_from_the_board(world: dict[str, Any]) -> None:
+    CallCentre.objects.filter(pk=world["centre"].pk).update(callout_url="http://127.0.0.1:9/x")
+    a: LotWorld = world["a"]
+    client = client_for(world["agent"])
+    answer = post(client, "desk_callout", gate=a.exit.pk)
+    assert answer.status_code == 200, answer.content
+    state = answer.json()["call"]
+    assert state["overview"]["state"] == "dialing"
+    assert state["overview"]["number"] == a.robot.phone
+    assert AgentAction.objects.filter(action=DeskAction.CALL_OUT, gate=a.exit).count() == 1
+    # another lot's gate, an agent with no seat: refused, nothing recorded
+    assert post(client, "desk_callout", gate=world["b"].exit.pk).status_code == 403
+    Seat.objects.filter(agent=world["other"]).update(agent=None)
+    assert post(client_for(world["other"]), "desk_callout", gate=a.exit.pk).status_code == 403
+    assert post(client, "desk_callout", gate="x").status_code == 400
+    assert Call.objects.filter(direction=CallDirection.OUTBOUND).count() == 1
+
+
+def test_captured_photos_show_through_staff_links(world: dict[str, Any]) -> None:
+    from eppark.console.models import CapturedPhoto, EvidenceKind
+
+    call = a_call(world, "exit", "粤B11111", world["agent"])
+    now = timezone.now()
+    shots = [
+        CapturedPhoto.objects.create(
+            call=call,
+            lot=world["a"].lot,
+            kind=kind,
+            file=f"evidence/caike/desk/{kind}.png",
+            taken_at=now,
+        )
+        for kind in (EvidenceKind.ID_DOCUMENT, EvidenceKind.SCENE)
+    ]
+    state = call_state(call, world["agent"], now)
+    assert state["photos"]["id"][0]["url"] == f"/evidence/desk-photo/{shots[0].pk}/file/"
+    assert state["photos"]["scene"][0]["id"] == shots[1].pk
+    assert state["scene"]["environment"]["url"] == f"/evidence/desk-photo/{shots[1].pk}/file/"
+    client = client_for(world["agent"])
+    kept = post(
+        client,
+        "desk_abnormal_open",
+        call,
+        reason="special_vehicle",
+        note="警车粤B11111",
+        id_photos=[shots[0].pk],
+        scene_photos=[shots[1].pk],
+    )
+    assert kept.status_code == 200, kept.content
+    missing = a_call(world, "exit", "粤B11111", world["agent"])
+    refused = post(client, "desk_abnormal_open", missing, reason="special_vehicle", note="x")
+    assert refused.status_code == 400
+    assert "ID" in refused.json()["error"] or "证件" in refused.json()["error"]

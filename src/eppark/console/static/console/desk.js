@@ -270,7 +270,7 @@
     setText("ov-robot", ov.robot ? ov.robot.code + " " + ov.robot.name : "");
     setText("ov-lot", ov.lot ? ov.lot.name : "");
     setText("ov-gate", ov.gate ? ov.gate.name + "（" + ov.gate.direction_words + "）" : "");
-    setText("ov-state", ov.direction_words + " · " + ov.state_words);
+    setText("ov-state", ov.direction_words + " · " + ov.state_words + (ov.failure ? "：" + ov.failure : ""));
     setText("ov-taken", ov.taken_words);
     $("take-btn").hidden = !state.can_take;
 
