@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
@@ -25,7 +25,7 @@ from eppark.calls.models import Call, CallCentre, CallDirection, CallState
 from eppark.console import cases, push
 from eppark.console.desk_state import call_state
 from eppark.console.models import AgentAction, DeskAction, Seat
-from eppark.devices.models import Command, Robot
+from eppark.devices.models import Command, Robot, RobotScreen
 from eppark.stays.models import GateVisit, Stay
 from tests.integration.factories import LotWorld, build_lot, staff
 
@@ -363,6 +363,25 @@ def test_socket_pushes_only_the_lots_calls(world: dict[str, Any]) -> None:
     mine = a_call(world, "entry", STRANGER, world["agent"])
     theirs = a_call(world, "b", "粤B99999", world["agent_b"])
 
+    elsewhere = a_call(world, "exit", "粤B11111", world["other"])  # another agent's
+    robot = world["entry_robot"]
+
+    def change() -> None:
+        Call.objects.filter(pk=mine.pk).update(plate="粤B11111")
+
+    def show() -> None:
+        RobotScreen.objects.create(
+            robot=robot,
+            voice="欢迎光临",
+            display={"kind": "face", "face": "smile"},
+            light="green",
+            since=timezone.now(),
+            cmd_id="c-1",
+        )
+
+    def about(pk: int) -> dict[str, Any]:
+        return {"type": "desk.message", "kind": "call", "call": pk}
+
     async def run() -> list[Any]:
         communicator = WebsocketCommunicator(DeskConsumer.as_asgi(), "/ws/console/")
         communicator.scope["user"] = world["agent"]
@@ -370,19 +389,21 @@ def test_socket_pushes_only_the_lots_calls(world: dict[str, Any]) -> None:
         assert connected
         hello = await communicator.receive_json_from(timeout=5)
         layer = get_channel_layer()
-        event = {"type": "desk.message", "kind": "call", "call": theirs.pk}
-        # even sent to this agent's own group, another lot's call is not forwarded
-        await layer.group_send(push.agent_group(world["agent"].pk), event)
-        await layer.group_send(push.lot_group(world["b"].lot.pk), event)
-        await layer.group_send(
-            push.lot_group(world["a"].lot.pk),
-            {"type": "desk.message", "kind": "call", "call": mine.pk},
-        )
+        # another lot's call, even sent to this agent's own group, is never forwarded;
+        # a call another agent holds that this desk never showed is none of its business
+        await layer.group_send(push.agent_group(world["agent"].pk), about(theirs.pk))
+        await layer.group_send(push.lot_group(world["b"].lot.pk), about(theirs.pk))
+        await layer.group_send(push.lot_group(world["a"].lot.pk), about(elsewhere.pk))
+        # a change of this desk's call, announced to the agent and to the lot: sent once
+        await sync_to_async(change)()
+        await layer.group_send(push.agent_group(world["agent"].pk), about(mine.pk))
+        await layer.group_send(push.lot_group(world["a"].lot.pk), about(mine.pk))
         pushed = await communicator.receive_json_from(timeout=5)
-        nothing = await communicator.receive_nothing(timeout=0.2)
+        nothing = await communicator.receive_nothing(timeout=0.3)
+        await sync_to_async(show)()
         await layer.group_send(
-            push.robot_group(world["entry_robot"].pk),
-            {"type": "desk.message", "kind": "screen", "robot": world["entry_robot"].pk},
+            push.robot_group(robot.pk),
+            {"type": "desk.message", "kind": "screen", "robot": robot.pk},
         )
         screen = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()
@@ -394,9 +415,10 @@ def test_socket_pushes_only_the_lots_calls(world: dict[str, Any]) -> None:
     assert hello["seat"] == cases.seat_of(world["agent"])
     assert pushed["type"] == "call"
     assert pushed["call"]["id"] == mine.pk
+    assert pushed["call"]["plate"] == "粤B11111"
     assert nothing is True
-    assert screen["type"] == "call"
     assert screen["call"]["id"] == mine.pk
+    assert screen["call"]["scene"]["screen"]["voice"] == "欢迎光临"
 
 
 def test_the_robot_screen_reaches_the_open_desk(
@@ -404,8 +426,6 @@ def test_the_robot_screen_reaches_the_open_desk(
 ) -> None:
     """An action goes to the robot through the outbox; the robot's ack becomes its screen,
     and the gateway's push brings it to the open desk's mirror of that robot."""
-    from asgiref.sync import sync_to_async
-
     from eppark.console.consumers import DeskConsumer
     from eppark.gateway import protocol, store
 
@@ -495,3 +515,40 @@ def test_captured_photos_show_through_staff_links(world: dict[str, Any]) -> None
     refused = post(client, "desk_abnormal_open", missing, reason="special_vehicle", note="x")
     assert refused.status_code == 400
     assert "ID" in refused.json()["error"] or "证件" in refused.json()["error"]
+
+
+def test_an_untaken_call_shows_taken_once_another_agent_takes_it(
+    world: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from eppark.console.consumers import DeskConsumer
+
+    call = a_call(world, "entry", STRANGER, None)
+    Call.objects.filter(pk=call.pk).update(state=CallState.RINGING)
+
+    def take() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            cases.take(call, world["agent"])
+
+    async def run() -> list[Any]:
+        communicator = WebsocketCommunicator(DeskConsumer.as_asgi(), "/ws/console/")
+        communicator.scope["user"] = world["other"]
+        await communicator.connect()
+        hello = await communicator.receive_json_from(timeout=5)
+        await sync_to_async(take)()
+        taken = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return [hello, taken]
+
+    hello, taken = async_to_sync(run)()
+    (offered,) = hello["calls"]
+    assert offered["can_take"] is True
+    assert offered["overview"]["taken_by"] == ""
+    state = taken["call"]
+    assert state["overview"]["mine"] is False
+    assert state["overview"]["taken_by"] == "kf-a"
+    assert state["can_take"] is False
+    assert not any(action["enabled"] for action in state["actions"])
+    # and the other agent's HTTP request is refused in words
+    refused = post(client_for(world["other"]), "desk_take", call)
+    assert refused.status_code == 403
+    assert "kf-a" in refused.json()["error"]

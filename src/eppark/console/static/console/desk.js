@@ -128,11 +128,20 @@
       render();
       return;
     }
+    var before = known ? calls[id] : null;
+    if (!known && !state.overview.mine && state.overview.taken_by) return; // another agent's
     calls[id] = state;
+    if (before && before.overview.state === "dialing" && state.overview.state !== "dialing" &&
+        state.overview.mine && state.overview.state !== "failed") {
+      selected = id; // my callout connected: the desk opens on that gate
+    } else if (before && !before.overview.mine && state.overview.mine && selected === null) {
+      selected = id; // I took it
+    }
     if (!known) {
       order.unshift(id);
       // a call for me pops up on the desk when I am not already working another one
-      if (state.overview.mine && (selected === null || !calls[selected])) selected = id;
+      if (state.overview.mine && state.overview.state !== "dialing" &&
+          (selected === null || !calls[selected])) selected = id;
     }
     render();
   }
