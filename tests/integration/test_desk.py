@@ -357,7 +357,30 @@ def test_socket_refuses_non_agents(world: dict[str, Any]) -> None:
         assert closed == {"type": "websocket.close", "code": 4403}
 
 
-def test_socket_pushes_only_the_lots_calls(world: dict[str, Any]) -> None:
+REDIS_TEST_DB = "redis://127.0.0.1:6379/14"
+
+
+@pytest.fixture(params=["in-memory", "redis"])
+def layer_kind(request: pytest.FixtureRequest, settings: Any) -> str:
+    """The channel layer the desk runs on: in memory (the demo) or Redis (production)."""
+    if request.param == "redis":
+        import redis
+
+        client = redis.Redis.from_url(REDIS_TEST_DB)
+        client.flushdb()
+        client.close()
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [REDIS_TEST_DB]},
+            }
+        }
+    else:
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    return str(request.param)
+
+
+def test_socket_pushes_only_the_lots_calls(world: dict[str, Any], layer_kind: str) -> None:
     from eppark.console.consumers import DeskConsumer
 
     mine = a_call(world, "entry", STRANGER, world["agent"])
@@ -389,6 +412,8 @@ def test_socket_pushes_only_the_lots_calls(world: dict[str, Any]) -> None:
         assert connected
         hello = await communicator.receive_json_from(timeout=5)
         layer = get_channel_layer()
+        expected = "RedisChannelLayer" if layer_kind == "redis" else "InMemoryChannelLayer"
+        assert type(layer).__name__ == expected
         # another lot's call, even sent to this agent's own group, is never forwarded;
         # a call another agent holds that this desk never showed is none of its business
         await layer.group_send(push.agent_group(world["agent"].pk), about(theirs.pk))
