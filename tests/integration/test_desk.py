@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
@@ -25,7 +25,7 @@ from eppark.calls.models import Call, CallCentre, CallDirection, CallState
 from eppark.console import cases, push
 from eppark.console.desk_state import call_state
 from eppark.console.models import AgentAction, DeskAction, Seat
-from eppark.devices.models import Command, Robot
+from eppark.devices.models import Command, Robot, RobotScreen
 from eppark.stays.models import GateVisit, Stay
 from tests.integration.factories import LotWorld, build_lot, staff
 
@@ -357,11 +357,53 @@ def test_socket_refuses_non_agents(world: dict[str, Any]) -> None:
         assert closed == {"type": "websocket.close", "code": 4403}
 
 
-def test_socket_pushes_only_the_lots_calls(world: dict[str, Any]) -> None:
+REDIS_TEST_DB = "redis://127.0.0.1:6379/14"
+
+
+@pytest.fixture(params=["in-memory", "redis"])
+def layer_kind(request: pytest.FixtureRequest, settings: Any) -> str:
+    """The channel layer the desk runs on: in memory (the demo) or Redis (production)."""
+    if request.param == "redis":
+        import redis
+
+        client = redis.Redis.from_url(REDIS_TEST_DB)
+        client.flushdb()
+        client.close()
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [REDIS_TEST_DB]},
+            }
+        }
+    else:
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    return str(request.param)
+
+
+def test_socket_pushes_only_the_lots_calls(world: dict[str, Any], layer_kind: str) -> None:
     from eppark.console.consumers import DeskConsumer
 
     mine = a_call(world, "entry", STRANGER, world["agent"])
     theirs = a_call(world, "b", "粤B99999", world["agent_b"])
+
+    elsewhere = a_call(world, "exit", "粤B11111", world["other"])  # another agent's
+    robot = world["entry_robot"]
+
+    def change() -> None:
+        Call.objects.filter(pk=mine.pk).update(plate="粤B11111")
+
+    def show() -> None:
+        RobotScreen.objects.create(
+            robot=robot,
+            voice="欢迎光临",
+            display={"kind": "face", "face": "smile"},
+            light="green",
+            since=timezone.now(),
+            cmd_id="c-1",
+        )
+
+    def about(pk: int) -> dict[str, Any]:
+        return {"type": "desk.message", "kind": "call", "call": pk}
 
     async def run() -> list[Any]:
         communicator = WebsocketCommunicator(DeskConsumer.as_asgi(), "/ws/console/")
@@ -370,19 +412,23 @@ def test_socket_pushes_only_the_lots_calls(world: dict[str, Any]) -> None:
         assert connected
         hello = await communicator.receive_json_from(timeout=5)
         layer = get_channel_layer()
-        event = {"type": "desk.message", "kind": "call", "call": theirs.pk}
-        # even sent to this agent's own group, another lot's call is not forwarded
-        await layer.group_send(push.agent_group(world["agent"].pk), event)
-        await layer.group_send(push.lot_group(world["b"].lot.pk), event)
-        await layer.group_send(
-            push.lot_group(world["a"].lot.pk),
-            {"type": "desk.message", "kind": "call", "call": mine.pk},
-        )
+        expected = "RedisChannelLayer" if layer_kind == "redis" else "InMemoryChannelLayer"
+        assert type(layer).__name__ == expected
+        # another lot's call, even sent to this agent's own group, is never forwarded;
+        # a call another agent holds that this desk never showed is none of its business
+        await layer.group_send(push.agent_group(world["agent"].pk), about(theirs.pk))
+        await layer.group_send(push.lot_group(world["b"].lot.pk), about(theirs.pk))
+        await layer.group_send(push.lot_group(world["a"].lot.pk), about(elsewhere.pk))
+        # a change of this desk's call, announced to the agent and to the lot: sent once
+        await sync_to_async(change)()
+        await layer.group_send(push.agent_group(world["agent"].pk), about(mine.pk))
+        await layer.group_send(push.lot_group(world["a"].lot.pk), about(mine.pk))
         pushed = await communicator.receive_json_from(timeout=5)
-        nothing = await communicator.receive_nothing(timeout=0.2)
+        nothing = await communicator.receive_nothing(timeout=0.3)
+        await sync_to_async(show)()
         await layer.group_send(
-            push.robot_group(world["entry_robot"].pk),
-            {"type": "desk.message", "kind": "screen", "robot": world["entry_robot"].pk},
+            push.robot_group(robot.pk),
+            {"type": "desk.message", "kind": "screen", "robot": robot.pk},
         )
         screen = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()
@@ -394,6 +440,140 @@ def test_socket_pushes_only_the_lots_calls(world: dict[str, Any]) -> None:
     assert hello["seat"] == cases.seat_of(world["agent"])
     assert pushed["type"] == "call"
     assert pushed["call"]["id"] == mine.pk
+    assert pushed["call"]["plate"] == "粤B11111"
     assert nothing is True
-    assert screen["type"] == "call"
     assert screen["call"]["id"] == mine.pk
+    assert screen["call"]["scene"]["screen"]["voice"] == "欢迎光临"
+
+
+def test_the_robot_screen_reaches_the_open_desk(
+    world: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    """An action goes to the robot through the outbox; the robot's ack becomes its screen,
+    and the gateway's push brings it to the open desk's mirror of that robot."""
+    from eppark.console.consumers import DeskConsumer
+    from eppark.gateway import protocol, store
+
+    call = a_call(world, "entry", STRANGER, world["agent"])
+    robot = world["entry_robot"]
+
+    def act_and_ack() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            cases.visitor_release(call, world["agent"], "13800000000", "业主客人")
+        command = Command.objects.get(robot=robot, cmd="present")
+        ack = protocol.Ack(command.cmd_id, "done", timezone.now()).to_json().encode()
+        with django_capture_on_commit_callbacks(execute=True):
+            store.apply_acks([(robot.code, ack)], timezone.now())
+
+    async def run() -> list[Any]:
+        communicator = WebsocketCommunicator(DeskConsumer.as_asgi(), "/ws/console/")
+        communicator.scope["user"] = world["agent"]
+        await communicator.connect()
+        hello = await communicator.receive_json_from(timeout=5)
+        await sync_to_async(act_and_ack)()
+        seen = []
+        while True:
+            message = await communicator.receive_json_from(timeout=5)
+            seen.append(message)
+            screen = message["call"]["scene"]["screen"]
+            if screen["voice"] == "欢迎光临":
+                break
+        await communicator.disconnect()
+        return [hello, seen]
+
+    hello, seen = async_to_sync(run)()
+    assert hello["calls"][0]["scene"]["screen"]["display"] is None
+    last = seen[-1]["call"]["scene"]["screen"]
+    assert last["display"] == {"kind": "face", "face": "smile"}
+    assert last["light"] == "green"
+
+
+def test_callout_from_the_board(world: dict[str, Any]) -> None:
+    CallCentre.objects.filter(pk=world["centre"].pk).update(callout_url="http://127.0.0.1:9/x")
+    a: LotWorld = world["a"]
+    client = client_for(world["agent"])
+    answer = post(client, "desk_callout", gate=a.exit.pk)
+    assert answer.status_code == 200, answer.content
+    state = answer.json()["call"]
+    assert state["overview"]["state"] == "dialing"
+    assert state["overview"]["number"] == a.robot.phone
+    assert AgentAction.objects.filter(action=DeskAction.CALL_OUT, gate=a.exit).count() == 1
+    # another lot's gate, an agent with no seat: refused, nothing recorded
+    assert post(client, "desk_callout", gate=world["b"].exit.pk).status_code == 403
+    Seat.objects.filter(agent=world["other"]).update(agent=None)
+    assert post(client_for(world["other"]), "desk_callout", gate=a.exit.pk).status_code == 403
+    assert post(client, "desk_callout", gate="x").status_code == 400
+    assert Call.objects.filter(direction=CallDirection.OUTBOUND).count() == 1
+
+
+def test_captured_photos_show_through_staff_links(world: dict[str, Any]) -> None:
+    from eppark.console.models import CapturedPhoto, EvidenceKind
+
+    call = a_call(world, "exit", "粤B11111", world["agent"])
+    now = timezone.now()
+    shots = [
+        CapturedPhoto.objects.create(
+            call=call,
+            lot=world["a"].lot,
+            kind=kind,
+            file=f"evidence/caike/desk/{kind}.png",
+            taken_at=now,
+        )
+        for kind in (EvidenceKind.ID_DOCUMENT, EvidenceKind.SCENE)
+    ]
+    state = call_state(call, world["agent"], now)
+    assert state["photos"]["id"][0]["url"] == f"/evidence/desk-photo/{shots[0].pk}/file/"
+    assert state["photos"]["scene"][0]["id"] == shots[1].pk
+    assert state["scene"]["environment"]["url"] == f"/evidence/desk-photo/{shots[1].pk}/file/"
+    client = client_for(world["agent"])
+    kept = post(
+        client,
+        "desk_abnormal_open",
+        call,
+        reason="special_vehicle",
+        note="警车粤B11111",
+        id_photos=[shots[0].pk],
+        scene_photos=[shots[1].pk],
+    )
+    assert kept.status_code == 200, kept.content
+    missing = a_call(world, "exit", "粤B11111", world["agent"])
+    refused = post(client, "desk_abnormal_open", missing, reason="special_vehicle", note="x")
+    assert refused.status_code == 400
+    assert "ID" in refused.json()["error"] or "证件" in refused.json()["error"]
+
+
+def test_an_untaken_call_shows_taken_once_another_agent_takes_it(
+    world: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from eppark.console.consumers import DeskConsumer
+
+    call = a_call(world, "entry", STRANGER, None)
+    Call.objects.filter(pk=call.pk).update(state=CallState.RINGING)
+
+    def take() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            cases.take(call, world["agent"])
+
+    async def run() -> list[Any]:
+        communicator = WebsocketCommunicator(DeskConsumer.as_asgi(), "/ws/console/")
+        communicator.scope["user"] = world["other"]
+        await communicator.connect()
+        hello = await communicator.receive_json_from(timeout=5)
+        await sync_to_async(take)()
+        taken = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return [hello, taken]
+
+    hello, taken = async_to_sync(run)()
+    (offered,) = hello["calls"]
+    assert offered["can_take"] is True
+    assert offered["overview"]["taken_by"] == ""
+    state = taken["call"]
+    assert state["overview"]["mine"] is False
+    assert state["overview"]["taken_by"] == "kf-a"
+    assert state["can_take"] is False
+    assert not any(action["enabled"] for action in state["actions"])
+    # and the other agent's HTTP request is refused in words
+    refused = post(client_for(world["other"]), "desk_take", call)
+    assert refused.status_code == 403
+    assert "kf-a" in refused.json()["error"]

@@ -22,7 +22,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.files.storage import default_storage
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from eppark.calls.models import Call, CallCentre
 from eppark.console import evidence
@@ -340,12 +340,12 @@ def test_the_ezviz_client_caches_its_token_and_renews_it_on_10002(
 @pytest.mark.parametrize(
     ("setup", "code", "words"),
     [
-        (lambda s: s.offline.add("ez-caike"), "20007", "the device is offline"),
-        (lambda s: setattr(s, "fail_with", "10028"), "10028", "daily snapshot limit"),
-        (lambda s: setattr(s, "fail_with", "49999"), "49999", "system error"),
-        (lambda s: setattr(s, "serials", {"ez-other"}), "20002", "not registered"),
-        (lambda s: setattr(s, "fail_with", "20018"), "20018", "does not belong"),
-        (lambda s: setattr(s, "app_secret", "changed"), "10030", "do not match"),
+        (lambda s: s.offline.add("ez-caike"), "20007", "设备不在线"),
+        (lambda s: setattr(s, "fail_with", "10028"), "10028", "今日抓拍次数已达上限"),
+        (lambda s: setattr(s, "fail_with", "49999"), "49999", "萤石平台系统错误"),
+        (lambda s: setattr(s, "serials", {"ez-other"}), "20002", "设备未注册"),
+        (lambda s: setattr(s, "fail_with", "20018"), "20018", "该设备不属于本账号"),
+        (lambda s: setattr(s, "app_secret", "changed"), "10030", "appKey 与 appSecret 不匹配"),
     ],
 )
 def test_ezviz_errors_come_back_in_words(
@@ -364,12 +364,14 @@ def test_ezviz_unreachable_or_unconfigured(settings: Any) -> None:
     settings.EPPARK_EZVIZ_APP_KEY, settings.EPPARK_EZVIZ_APP_SECRET = "k", "s"
     with pytest.raises(ezviz.EzvizError) as caught:
         ezviz.EzvizClient(timeout=1).capture("ez-caike")
-    assert "cannot be reached" in caught.value.message
+    assert "无法连接萤石平台" in caught.value.message
     settings.EPPARK_EZVIZ_APP_KEY = ""
     with pytest.raises(ezviz.EzvizError) as caught:
         ezviz.EzvizClient().capture("ez-caike")
-    assert "not configured" in caught.value.message
-    assert ezviz.describe("20007") == "the device is offline"
+    assert "萤石平台未配置" in caught.value.message
+    assert ezviz.describe("20007") == "设备不在线"
+    with translation.override("en"):
+        assert ezviz.describe("20007") == "the device is offline"
 
 
 def test_capture_scene_stores_the_environment_cameras_snapshot(
@@ -414,11 +416,11 @@ def test_capture_scene_refuses_in_words(
     platform.offline.add("ez-caike")
     with pytest.raises(Refused) as caught:
         evidence.capture_scene(call, a.agent)
-    assert "the device is offline" in caught.value.message
+    assert "设备不在线" in caught.value.message
     assert not Camera.objects.get(ezviz_serial="ez-caike").online
     Camera.objects.filter(vendor="ezviz").delete()
     with pytest.raises(Refused) as caught:
         evidence.capture_scene(call, a.agent)
-    assert caught.value.message == "This gate has no environment camera."
+    assert caught.value.message == "该道口没有环境摄像头。"
     assert not CapturedPhoto.objects.exists()
     assert not AgentAction.objects.filter(action=DeskAction.CAPTURE_SCENE).exists()

@@ -23,6 +23,7 @@ from django.db import connection, connections, models
 from django.test.utils import CaptureQueriesContext
 
 from eppark.accounts.models import StaffProfile
+from eppark.calls.models import CallCentre
 from eppark.console.models import Seat
 from eppark.devices.keys import key_digest
 from eppark.devices.models import Camera, Robot
@@ -50,6 +51,7 @@ TABLES: list[type[models.Model]] = [
     User.groups.through,
     Group,
     Seat,
+    CallCentre,
 ]
 
 
@@ -667,8 +669,8 @@ def test_grace_over_payable_against_the_database(tmp_path: Path) -> None:
         ("lots:\n  - code: x\n   name: y\n", "city.yaml: line 3, column 4: "),
         ("lots: [\n", "city.yaml: line 2, column 1: "),
         ("lots:\n  - {code: a, name: b, code: c}\n", "city.yaml: line 2, column 24: key 'code'"),
-        ("", "city.yaml: the file is empty: it needs lots and/or users"),
-        ("[]", "city.yaml: the file must hold a mapping with the keys lots and/or users"),
+        ("", "city.yaml: the file is empty: it needs lots, users and/or call_centres"),
+        ("[]", "city.yaml: the file must hold a mapping with the keys lots, users and/or call_centres"),
     ],
 )
 def test_unreadable_yaml_names_the_line(tmp_path: Path, text: str, expected: str) -> None:
@@ -779,6 +781,7 @@ def test_model_lengths_match_the_schema() -> None:
         "user": User,
         "profile": StaffProfile,
         "seat": Seat,
+        "call_centre": CallCentre,
     }
     for key, length in MAX_LENGTH.items():
         model, column = key.split(".")

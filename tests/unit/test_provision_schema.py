@@ -235,7 +235,7 @@ REFUSALS: list[tuple[str, Mutation, str]] = [
     (
         "typo at the top",
         _set("user", []),
-        "user: is not a known key (known: lots, users)",
+        "user: is not a known key (known: lots, users, call_centres)",
     ),
     (
         "typo in a pass",
@@ -404,9 +404,9 @@ def test_same_plate_in_two_lots_is_fine() -> None:
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        (None, "the file is empty: it needs lots and/or users"),
-        ([], "the file must hold a mapping with the keys lots and/or users"),
-        ("lots", "the file must hold a mapping with the keys lots and/or users"),
+        (None, "the file is empty: it needs lots, users and/or call_centres"),
+        ([], "the file must hold a mapping with the keys lots, users and/or call_centres"),
+        ("lots", "the file must hold a mapping with the keys lots, users and/or call_centres"),
     ],
 )
 def test_the_file_must_be_a_mapping(document: Any, message: str) -> None:

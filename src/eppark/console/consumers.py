@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -39,6 +40,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     groups_joined: list[str]
     robots: set[int]
+    shown: dict[int, str]  # the calls on the page: id → the state last sent
     board_task: asyncio.Task[None] | None = None
     last_board: Any = None
     language: str = ""
@@ -46,7 +48,9 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         """A logged-in agent only: joins their groups and gets the whole desk."""
         user = self.scope.get("user")
-        self.groups_joined, self.robots = [], set()
+        self.groups_joined, self.robots, self.shown = [], set(), {}
+        # pushes made on other threads (the gateway's database thread) reach this loop
+        push.bind_loop(asyncio.get_running_loop())
         await self.accept()
         if user is None or not await database_sync_to_async(cases.is_agent)(user):
             await self.close(code=FORBIDDEN)
@@ -62,6 +66,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self._join(group)
         hello = await self._run(desk_state.desk_hello, user)
         for call in hello["calls"]:
+            self.shown[call["id"]] = json.dumps(call, sort_keys=True)
             await self._watch(call)
         self.last_board = _board_key(hello["board"])
         await self.send_json(hello)
@@ -90,18 +95,39 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if kind in ("call", "photo") and isinstance(event.get("call"), int):
             state = await self._run(_visible_state, user, event["call"])
             if state is not None:
-                await self._watch(state)
-                await self.send_json({"type": "call", "call": state})
+                await self._send_call(state)
             return
         if kind == "screen" and isinstance(event.get("robot"), int):
             states = await self._run(_robot_states, user, event["robot"])
             for state in states:
-                await self.send_json({"type": "call", "call": state})
+                await self._send_call(state)
             return
         if kind == "board":
             await self._send_board(force=True)
 
     # --- helpers ---
+
+    async def _send_call(self, state: dict[str, Any]) -> None:
+        """Send a call's state, unless it is news of no concern to this desk or no news.
+
+        A call another agent holds shows here only if this desk already had it (it rang
+        for anyone, then was taken); one this desk never showed stays off it. The same
+        change pushed to several of this desk's groups is sent once.
+        """
+        pk = state["id"]
+        overview = state["overview"]
+        unknown = pk not in self.shown
+        if unknown and (not state["open"] or (not overview["mine"] and overview["taken_by"])):
+            return
+        text = json.dumps(state, sort_keys=True)
+        if self.shown.get(pk) == text:
+            return
+        if state["open"]:
+            self.shown[pk] = text
+        else:
+            self.shown.pop(pk, None)
+        await self._watch(state)
+        await self.send_json({"type": "call", "call": state})
 
     async def _join(self, group: str) -> None:
         if group in self.groups_joined:

@@ -166,6 +166,7 @@ def _overview(call: Call, user: Any) -> dict[str, Any]:
         ),
         "state": call.state,
         "state_words": state_words(call),
+        "failure": str(getattr(call, "failure", "") or ""),
         "taken_by": taken_by,
         "taken_words": taken_words,
         "mine": mine,
@@ -202,14 +203,11 @@ def _exit_stay(call: Call, situation: cases.Situation | None) -> Stay | None:
 
 
 def _environment(call: Call) -> dict[str, Any] | None:
-    """The environment camera's latest snapshot for the call's gate."""
+    """The environment camera's latest snapshot at the call's gate (else of this call)."""
     latest = _optional("eppark.console.evidence", "latest_scene")
-    photo: Any = None
-    if latest is not None:
-        try:
-            photo = latest(call)
-        except Exception:  # a missing snapshot must not break the desk
-            photo = None
+    photo: CapturedPhoto | None = None
+    if latest is not None and call.gate is not None:
+        photo = latest(call.gate)
     if photo is None:
         photo = (
             CapturedPhoto.objects.filter(call=call, kind=EvidenceKind.SCENE)
@@ -218,10 +216,12 @@ def _environment(call: Call) -> dict[str, Any] | None:
         )
     if photo is None:
         return None
-    url = staff_url(photo, "file") if hasattr(photo, "_meta") else None
-    taken = getattr(photo, "taken_at", None)
     zone = live._zone(call.lot.timezone if call.lot else None)
-    return {"url": url, "taken_text": live.local_text(taken, zone) if taken else ""}
+    return {
+        "id": photo.pk,
+        "url": staff_url(photo, "file"),
+        "taken_text": live.local_text(photo.taken_at, zone),
+    }
 
 
 def _photos(call: Call) -> dict[str, list[dict[str, Any]]]:

@@ -28,6 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from eppark.accounts.scoping import may_act_on_lot
+from eppark.calls import callout
 from eppark.calls.models import Call
 from eppark.console import cases, desk_state
 from eppark.console.models import AgentAction, DeskAction, Seat
@@ -320,25 +321,19 @@ def call_out(request: HttpRequest) -> HttpResponse:
         raise Refused(pgettext("agent desk", "There is no such gate."))
     if not may_act_on_lot(user, gate.lot_id):
         raise cases.Forbidden(pgettext("agent desk", "You do not serve this lot."))
-    dial = desk_state._optional("eppark.calls.callout", "dial")
-    if dial is not None:
-        call = dial(gate, user)
-    else:
-        from eppark.calls.callout import place
-
-        with transaction.atomic():
-            call = place(gate, user, seat)
-            AgentAction.objects.create(
-                agent=user,
-                call=call,
-                lot_id=gate.lot_id,
-                gate=gate,
-                action=DeskAction.CALL_OUT,
-                detail={"number": call.callee},
-                before={},
-                after={"state": call.state},
-                at=timezone.now(),
-            )
+    with transaction.atomic():
+        call = callout.dial(gate, user, seat)
+        AgentAction.objects.create(
+            agent=user,
+            call=call,
+            lot_id=gate.lot_id,
+            gate=gate,
+            action=DeskAction.CALL_OUT,
+            detail={"number": call.callee, "request_id": call.request_id},
+            before={},
+            after={"state": call.state},
+            at=timezone.now(),
+        )
     return _answer(
         call.pk,
         user,

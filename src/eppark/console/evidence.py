@@ -62,7 +62,12 @@ def photo_url(photo: CapturedPhoto) -> str:
 
 
 def _locked(call: Call) -> Call:
-    return Call.objects.select_for_update().select_related("gate__lot", "robot").get(pk=call.pk)
+    # of=self: PostgreSQL locks no row on the nullable side of an outer join (gate, robot)
+    return (
+        Call.objects.select_for_update(of=("self",))
+        .select_related("gate__lot", "robot")
+        .get(pk=call.pk)
+    )
 
 
 def _audit(

@@ -94,7 +94,7 @@ class OpensFilter(forms.Form):
 
     def __init__(self, user: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        lots = restrict(Lot.objects.all(), user).order_by("name")
+        lots = restrict(Lot.objects.all(), user, "pk").order_by("name")
         gates = restrict(Gate.objects.select_related("lot"), user).order_by("lot__name", "name")
         opens = restrict(AbnormalOpen.objects.all(), user)
         agents = (

@@ -21,6 +21,7 @@ from django.db.models import DateTimeField, Q, Value
 from django.db.models.functions import Coalesce
 from django.db.models.signals import post_delete, post_save
 
+from eppark.console import push
 from eppark.dbstate import unreachable
 from eppark.devices import outbox
 from eppark.devices.models import (
@@ -364,7 +365,10 @@ _REMEMBER_SCREEN = (
 
 
 def _remember_screens(cursor: Any, screens: dict[int, dict[str, Any]]) -> None:
-    """Store each robot's newest screen; an older prompt's late ack overwrites nothing."""
+    """Store each robot's newest screen; an older prompt's late ack overwrites nothing.
+
+    Each robot's desk mirror is told once the transaction commits (one push per robot).
+    """
     cursor.executemany(
         _REMEMBER_SCREEN,
         [
@@ -379,6 +383,8 @@ def _remember_screens(cursor: Any, screens: dict[int, dict[str, Any]]) -> None:
             for robot_id, screen in sorted(screens.items())
         ],
     )
+    for robot_id in sorted(screens):
+        push.publish(push.robot_group(robot_id), {"kind": "screen", "robot": robot_id})
 
 
 def apply_status(code: str, payload: bytes, now: datetime) -> None:

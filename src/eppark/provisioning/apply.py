@@ -3,10 +3,11 @@
 Objects are found by their natural keys (lot code; gate code within its lot;
 robot code; a plate camera's key (by its SHA-256: only that is stored), else
 its vendor and serial; an Ezviz camera's serial; a pass by its plates within
-the lot; a user by username), created when missing and updated only where a
-value differs, so a second run of the same file saves nothing and leaves every
-``updated_at`` as it was. Nothing the file does not mention is deleted; the
-plates of a pass the file mentions become exactly the listed ones.
+the lot; a user by username; a call centre by its key's SHA-256), created when
+missing and updated only where a value differs, so a second run of the same
+file saves nothing and leaves every ``updated_at`` as it was. Nothing the file
+does not mention is deleted; the plates of a pass the file mentions become
+exactly the listed ones.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.db import models, transaction
 
 from eppark.accounts.models import StaffProfile
 from eppark.accounts.roles import GROUP_NAMES, sync_role_groups
+from eppark.calls.models import CallCentre
 from eppark.console.models import Seat
 from eppark.devices.keys import key_digest, key_hint
 from eppark.devices.models import Camera, Robot
@@ -30,6 +32,7 @@ from eppark.provisioning.schema import (
     DEFAULT_GRACE_DAYS,
     DEFAULT_PAYABLE_DAYS,
     EZVIZ,
+    CallCentrePlan,
     CameraPlan,
     GatePlan,
     LotPlan,
@@ -39,7 +42,8 @@ from eppark.provisioning.schema import (
     UserPlan,
 )
 
-KINDS = ("lots", "gates", "robots", "cameras", "passes", "users", "seats")
+KINDS = ("lots", "gates", "robots", "cameras", "passes", "users", "seats", "centres")
+"""Kinds of object, as the summary names them (``centres``: call-centre integrations)."""
 
 
 @dataclass
@@ -136,6 +140,8 @@ def apply_plan(plan: Plan, *, dry_run: bool = False) -> Summary:
             groups = _role_groups()
             for user_plan in plan.users:
                 _user(user_plan, groups, summary)
+        for centre_plan in plan.call_centres:
+            _call_centre(centre_plan, summary)
         if dry_run:
             transaction.set_rollback(True)
     return summary
@@ -320,6 +326,26 @@ class _Provisioner:
                     monthly_pass.save(update_fields=["updated_at"])
                 changed = True
             tally.record(label, updated=changed)
+
+
+def _call_centre(plan: CallCentrePlan, summary: Summary) -> None:
+    """Create or update a call-centre integration, found by its key (stored as its digest)."""
+    digest = key_digest(plan.key)
+    values = _given(
+        {"provider": plan.provider, "name": plan.name, "key_hint": key_hint(plan.key)},
+        callout_url=plan.callout_url,
+        secret=plan.secret,
+        access_key_id=plan.access_key_id,
+    )
+    label = f"key {digest}"
+    centre = CallCentre.objects.filter(key_digest=digest).first()
+    if centre is None:
+        centre = CallCentre(**values)
+        centre.key = plan.key
+        centre.save()
+        summary.tallies["centres"].record(label, created=True)
+        return
+    summary.tallies["centres"].record(label, updated=_update(centre, values))
 
 
 def _role_groups() -> dict[str, Group]:

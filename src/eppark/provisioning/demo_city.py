@@ -8,6 +8,10 @@ each state the gate cares about, relative to ``now`` and the default
 thresholds (grace 3 days, payable 7 days): valid, expired ≤ 3 days, expired
 3–7 days, expired > 7 days, and not yet started; about one pass in ten is a
 shared-space group (more plates than spaces).
+
+The city has one call centre, ``generic``, whose callouts go to the simulated call
+centre ``eppark demo`` runs (``eppark.sim.callcentre``) on ``DEMO_CALL_PORT``; its
+key and secret depend on the seed only (``demo_call_centre``).
 """
 
 from __future__ import annotations
@@ -97,6 +101,9 @@ _AGENTS = 4
 ONE_LOT_OPERATOR = "op-luohu"
 AN_AGENT = "kf-001"
 
+DEMO_CALL_PORT = 8010
+"""Where ``eppark demo``'s simulated call centre answers callouts."""
+
 _LPR_VENDORS = ("vzenith", "hxzx", "hikvision", "dahua")
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许邓冯韩曹"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国志文斌鹏飞宇浩然子轩欣怡晨"
@@ -136,7 +143,19 @@ def demo_city(now: datetime, seed: int = 1) -> dict[str, Any]:
                 "passes": [_pass(rng, now, k, plates) for k in range(pass_count)],
             }
         )
-    return {"lots": lots, "users": _users()}
+    return {"lots": lots, "users": _users(), "call_centres": [demo_call_centre(seed)]}
+
+
+def demo_call_centre(seed: int = 1, port: int = DEMO_CALL_PORT) -> dict[str, str]:
+    """The demo's call centre (generic provider): its key, secret and callout address."""
+    rng = random.Random(f"call-centre-{seed}")
+    return {
+        "provider": "generic",
+        "key": f"k-cti-{_hex(rng, 16)}",
+        "name": "演示呼叫中心",
+        "callout_url": f"http://127.0.0.1:{port}/callout",
+        "secret": _hex(rng, 32),
+    }
 
 
 def demo_camera_keys(seed: int = 1) -> list[str]:

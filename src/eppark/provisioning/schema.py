@@ -12,6 +12,11 @@ full path of the bad entry (``lots[0].passes[3].plates[0]``). Readings:
 - Plates are stored in their normalised form (``粤b·12345`` → ``粤B12345``).
 - A plate listed twice in the same lot (on one pass or two) is refused; the
   same plate may hold passes in different lots.
+- ``call_centres`` (top level) are the call-centre integrations: ``provider``
+  (generic or tinet), ``key`` (the secret part of ``/cti/<provider>/<key>``; stored
+  as its SHA-256 and a hint, like a camera's), ``name``, and optionally
+  ``callout_url``, ``secret`` and ``access_key_id``. A TiNet centre that places
+  callouts needs its ``access_key_id`` and ``secret`` to sign them.
 - Checks that need the database (a user's lot that is not in the file, a pass
   whose plates span two existing passes) are made when the plan is applied.
 """
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -69,11 +75,15 @@ MAX_LENGTH = {
     "user.first_name": 150,
     "profile.name": 64,
     "seat.number": 8,
+    "call_centre.name": 64,
+    "call_centre.callout_url": 200,
+    "call_centre.secret": 256,
+    "call_centre.access_key_id": 128,
 }
 
 MAX_KEY_LENGTH = 128
 """The longest camera endpoint key (stored as its SHA-256, so no column limits it)."""
-_LIMITS = {**MAX_LENGTH, "camera.key": MAX_KEY_LENGTH}
+_LIMITS = {**MAX_LENGTH, "camera.key": MAX_KEY_LENGTH, "call_centre.key": MAX_KEY_LENGTH}
 
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 _DEVICE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -82,7 +92,9 @@ _PHONE = re.compile(r"\+?[0-9][0-9 -]*")
 _USERNAME = re.compile(r"[\w.@+-]+")
 _SEAT = re.compile(r"[0-9A-Za-z-]+")
 
-_TOP_KEYS = ("lots", "users")
+_TOP_KEYS = ("lots", "users", "call_centres")
+CTI_PROVIDERS = ("generic", "tinet")
+_CALL_CENTRE_KEYS = ("provider", "key", "name", "callout_url", "secret", "access_key_id")
 _LOT_KEYS = (
     "code",
     "name",
@@ -201,11 +213,25 @@ class UserPlan:
 
 
 @dataclass(frozen=True)
+class CallCentrePlan:
+    """A call-centre integration; identified by its endpoint key."""
+
+    path: str
+    provider: str
+    key: str
+    name: str
+    callout_url: str | None
+    secret: str | None
+    access_key_id: str | None
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a provisioning file asks for, validated."""
 
     lots: tuple[LotPlan, ...]
     users: tuple[UserPlan, ...]
+    call_centres: tuple[CallCentrePlan, ...] = ()
 
 
 # --- reading text --------------------------------------------------------------------------
@@ -382,9 +408,11 @@ class _Registry:
 def parse_plan(document: Any) -> Plan:
     """A validated plan from a parsed provisioning document; BadInput names the first bad entry."""
     if document is None:
-        raise BadInput("", "the file is empty: it needs lots and/or users")
+        raise BadInput("", "the file is empty: it needs lots, users and/or call_centres")
     if not isinstance(document, Mapping):
-        raise BadInput("", "the file must hold a mapping with the keys lots and/or users")
+        raise BadInput(
+            "", "the file must hold a mapping with the keys lots, users and/or call_centres"
+        )
     _known(document, _TOP_KEYS, "")
     registry = _Registry()
     lots = tuple(
@@ -395,7 +423,62 @@ def parse_plan(document: Any) -> Plan:
         _user(item, f"users[{k}]", registry)
         for k, item in enumerate(_items(document.get("users"), "users"))
     )
-    return Plan(lots, users)
+    centres = tuple(
+        _call_centre(item, f"call_centres[{k}]", registry)
+        for k, item in enumerate(_items(document.get("call_centres"), "call_centres"))
+    )
+    return Plan(lots, users, centres)
+
+
+def _url(value: Any, path: str) -> str:
+    """An http(s) URL of at most the column's length."""
+    text = _text(value, path, "call_centre.callout_url")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise BadInput(path, f"{text!r} is not a URL") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in text)
+    ):
+        raise BadInput(path, f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+def _call_centre(value: Any, path: str, registry: _Registry) -> CallCentrePlan:
+    data = obj(value, path)
+    _known(data, _CALL_CENTRE_KEYS, path)
+    provider = require(data, "provider", path)
+    if provider not in CTI_PROVIDERS or not isinstance(provider, str):
+        raise BadInput(join(path, "provider"), f"must be one of {', '.join(CTI_PROVIDERS)}")
+    key = _pattern(
+        require(data, "key", path),
+        join(path, "key"),
+        "call_centre.key",
+        _URL_KEY,
+        "a key for a URL (letters, digits, . _ ~ -)",
+    )
+    registry.claim(("cti-key", key), join(path, "key"), f"call-centre key {key!r}")
+    name = _text(require(data, "name", path), join(path, "name"), "call_centre.name")
+    callout_url = _optional(data, "callout_url", path, _url)
+    secret = _optional(
+        data, "secret", path, lambda v, p: _text(v, p, "call_centre.secret", required=False)
+    )
+    access_key_id = _optional(
+        data,
+        "access_key_id",
+        path,
+        lambda v, p: _text(v, p, "call_centre.access_key_id", required=False),
+    )
+    if provider == "tinet" and callout_url:
+        for needed, given in (("access_key_id", access_key_id), ("secret", secret)):
+            if not given:
+                raise BadInput(
+                    join(path, needed), "TiNet callouts are signed: give access_key_id and secret"
+                )
+    return CallCentrePlan(path, provider, key, name, callout_url, secret, access_key_id)
 
 
 def _lot(value: Any, path: str, registry: _Registry) -> LotPlan:

@@ -128,11 +128,20 @@
       render();
       return;
     }
+    var before = known ? calls[id] : null;
+    if (!known && !state.overview.mine && state.overview.taken_by) return; // another agent's
     calls[id] = state;
+    if (before && before.overview.state === "dialing" && state.overview.state !== "dialing" &&
+        state.overview.mine && state.overview.state !== "failed") {
+      selected = id; // my callout connected: the desk opens on that gate
+    } else if (before && !before.overview.mine && state.overview.mine && selected === null) {
+      selected = id; // I took it
+    }
     if (!known) {
       order.unshift(id);
       // a call for me pops up on the desk when I am not already working another one
-      if (state.overview.mine && (selected === null || !calls[selected])) selected = id;
+      if (state.overview.mine && state.overview.state !== "dialing" &&
+          (selected === null || !calls[selected])) selected = id;
     }
     render();
   }
@@ -270,7 +279,7 @@
     setText("ov-robot", ov.robot ? ov.robot.code + " " + ov.robot.name : "");
     setText("ov-lot", ov.lot ? ov.lot.name : "");
     setText("ov-gate", ov.gate ? ov.gate.name + "（" + ov.gate.direction_words + "）" : "");
-    setText("ov-state", ov.direction_words + " · " + ov.state_words);
+    setText("ov-state", ov.direction_words + " · " + ov.state_words + (ov.failure ? "：" + ov.failure : ""));
     setText("ov-taken", ov.taken_words);
     $("take-btn").hidden = !state.can_take;
 

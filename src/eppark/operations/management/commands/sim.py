@@ -1,4 +1,4 @@
-"""``eppark sim robot|camera``: simulators that speak the real protocols.
+"""``eppark sim robot|camera|call``: simulators that speak the real protocols.
 
 - ``eppark sim robot CODE…`` connects as those robots over MQTT (the broker of
   ``MQTT_URL``, else the embedded one), acks commands and prints each as a JSON
@@ -7,6 +7,9 @@
 - ``eppark sim camera --key K --plate P`` posts one plate read (or, with
   ``--heartbeat``, a heartbeat) in the camera's vendor format to a running
   server and prints the HTTP status and the reply body.
+- ``eppark sim call --key K`` is a call centre (``eppark.sim.callcentre``): robots'
+  call buttons become calls posted to ``/cti/generic/K``; EP Park's callouts to its
+  ``--port`` are answered and connected.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from eppark.devices.credentials import demo_robot_password
 from eppark.devices.keys import key_digest
 from eppark.devices.lpr import VENDORS
 from eppark.devices.models import Camera
+from eppark.sim.callcentre import main_sim_call
 from eppark.sim.cameras import build_heartbeat, build_push
 from eppark.sim.robot import main_sim_robot
 
@@ -32,11 +36,11 @@ from eppark.sim.robot import main_sim_robot
 class Command(BaseCommand):
     """Run a simulator."""
 
-    help = "Simulated robots (sim robot CODE…) and plate cameras (sim camera …)."
+    help = "Simulated robots (sim robot CODE…), plate cameras (sim camera …), a call centre."
 
     def add_arguments(self, parser: CommandParser) -> None:
         """The simulator and its own arguments."""
-        parser.add_argument("device", choices=["robot", "camera"])
+        parser.add_argument("device", choices=["robot", "camera", "call"])
         parser.add_argument("rest", nargs=argparse.REMAINDER)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -44,6 +48,8 @@ class Command(BaseCommand):
         rest: list[str] = options["rest"]
         if options["device"] == "robot":
             status = main_sim_robot(rest, out=sys.stdout, fallback=demo_robot_password)
+        elif options["device"] == "call":
+            status = main_sim_call(rest, out=sys.stdout)
         else:
             status = sim_camera(rest)
         if status:
