@@ -25,7 +25,7 @@ from django.test import Client
 from django.utils import timezone, translation
 
 from eppark.calls.models import Call, CallCentre
-from eppark.console import evidence
+from eppark.console import cases, evidence
 from eppark.console.cases import Forbidden
 from eppark.console.models import AgentAction, CapturedPhoto, DeskAction, EvidenceKind
 from eppark.devices import ezviz
@@ -424,3 +424,35 @@ def test_capture_scene_refuses_in_words(
     assert caught.value.message == "该道口没有环境摄像头。"
     assert not CapturedPhoto.objects.exists()
     assert not AgentAction.objects.filter(action=DeskAction.CAPTURE_SCENE).exists()
+
+
+def test_an_exit_abnormal_open_cites_the_photos_and_the_log_shows_them(
+    lots: tuple[FullLot, FullLot], platform: EzvizStandIn
+) -> None:
+    a, _b = lots
+    call = ring(a)
+    command = evidence.capture_id(call, a.agent, count=1)
+    send(
+        id_photo_event(
+            a.world.robot.code,
+            photo=id_card_png(),
+            content_type="image/png",
+            cmd_id=command.cmd_id,
+            index=1,
+        )
+    )
+    scene = evidence.capture_scene(call, a.agent)
+    [id_photo] = evidence.id_photos(call)
+    record = cases.abnormal_open(
+        call, a.agent, "special_vehicle", "警车粤B12345，张警官出场", [id_photo.pk], [scene.pk]
+    )
+    kept = {e.kind: e.file.name for e in record.evidence.all()}
+    assert kept == {"id": id_photo.file.name, "scene": scene.file.name}
+    page = Client()
+    page.force_login(a.agent)
+    html = page.get("/console/opens/").content.decode()
+    assert f'data-open-id="{record.pk}"' in html
+    for item in record.evidence.all():
+        url = f"/evidence/abnormal-open/{item.pk}/file/"
+        assert f'src="{url}"' in html
+        assert page.get(url).status_code == 200
