@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ from eppark.devices.models import Camera, Command, RobotEvent
 from eppark.domain import desk
 from eppark.gateway import protocol, store
 from eppark.records.errors import Refused
-from eppark.sim.ezviz import EzvizStandIn
+from eppark.sim.ezviz import ENVIRONMENT, EzvizStandIn, demo_platform
 from eppark.sim.picture import CAR_JPEG, id_card_png
 from tests.integration.factories import FullLot, build_full_lot
 
@@ -193,11 +194,12 @@ def test_capture_id_prompts_the_driver_and_stores_the_photos_for_the_call(
     assert [p.kind for p in photos] == [EvidenceKind.ID_DOCUMENT] * 2
     assert [p.cmd_id for p in photos] == [command.cmd_id] * 2
     assert all(p.lot_id == a.world.lot.pk for p in photos)
-    assert photos[0].file.name.endswith(".png")
-    assert photos[1].file.name.endswith(".jpg")
-    with default_storage.open(photos[0].file.name, "rb") as handle:
+    names = [str(p.file.name) for p in photos]
+    assert names[0].endswith(".png")
+    assert names[1].endswith(".jpg")
+    with default_storage.open(names[0], "rb") as handle:
         assert handle.read() == inline
-    with default_storage.open(photos[1].file.name, "rb") as handle:
+    with default_storage.open(names[1], "rb") as handle:
         assert handle.read() == CAR_JPEG
     assert evidence.id_photos(call) == photos
 
@@ -387,7 +389,7 @@ def test_capture_scene_stores_the_environment_cameras_snapshot(
     assert platform.captures == ["ez-caike"]  # the camera linked to the call's robot
     assert photo.kind == EvidenceKind.SCENE
     assert photo.call_id == call.pk
-    with default_storage.open(photo.file.name, "rb") as handle:
+    with default_storage.open(str(photo.file.name), "rb") as handle:
         assert handle.read() == CAR_JPEG
     audit = AgentAction.objects.get(action=DeskAction.CAPTURE_SCENE)
     assert audit.detail == {
@@ -456,3 +458,21 @@ def test_an_exit_abnormal_open_cites_the_photos_and_the_log_shows_them(
         url = f"/evidence/abnormal-open/{item.pk}/file/"
         assert f'src="{url}"' in html
         assert page.get(url).status_code == 200
+
+
+def test_the_demo_uses_the_stand_in_unless_an_account_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    ezviz.forget_tokens()
+    with demo_platform() as standin:
+        assert standin is not None
+        client = ezviz.EzvizClient()
+        assert client.cfg.url == standin.base_url
+        assert client.download(client.capture("D12345678")) == CAR_JPEG  # any serial
+    assert "EPPARK_EZVIZ_URL" not in os.environ
+    monkeypatch.setenv("EPPARK_EZVIZ_APP_KEY", "a-real-key")
+    with demo_platform() as standin:
+        assert standin is None
+    ezviz.forget_tokens()
