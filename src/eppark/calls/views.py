@@ -44,7 +44,7 @@ def cti_event(request: HttpRequest, provider: str, key: str) -> HttpResponse:
     if len(body) > MAX_BODY:
         return _refuse(413, "body too large")
     query = {name: request.GET.get(name, "") for name in request.GET}
-    headers = dict(request.headers.items())
+    headers = request.headers  # case-insensitive
     try:
         event = reader(body, headers, query, centre.secret)
     except BadSignature as error:
