@@ -401,6 +401,7 @@ def test_capture_scene_stores_the_environment_cameras_snapshot(
         {"type": "desk.message", "kind": "photo", "call": call.pk, "photo": photo.pk}
     ]
     assert evidence.latest_scene(a.world.exit) == photo
+    assert evidence.latest_scene(call) == photo  # by the call's gate
     assert evidence.latest_scene(a.world.exit, timezone.now() + timedelta(minutes=6)) is None
     assert evidence.latest_scene(b.world.exit) is None
     assert evidence.scene_photos(call) == [photo]
