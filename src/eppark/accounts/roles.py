@@ -27,6 +27,8 @@ _VIEW_ALL = [
     "payments.view_notification",
     "payments.view_codepayment",
     "payments.view_refund",
+    "calls.view_call",
+    "calls.view_callevent",
 ]
 
 PERMISSIONS: dict[Role, list[str]] = {
@@ -67,6 +69,7 @@ PROJECT_APPS = (
     "orders",
     "payments",
     "console",
+    "calls",
 )
 
 
