@@ -140,8 +140,8 @@ profile = StaffProfile.objects.create(user=user, role=Role.AGENT, name="压测�
 profile.lots.set([lot])
 user.groups.add(Group.objects.get(name=GROUP_NAMES[Role.AGENT]))
 seat = Seat.objects.create(number="8001", agent=user)
-CallCentre.objects.create(provider="generic", name="压测呼叫中心", key_digest=key_digest("__CC_KEY__"),
-                          secret="__CC_SECRET__")
+CallCentre.objects.create(provider="generic", name="压测呼叫中心",
+                          key_digest=key_digest("__CC_KEY__"), secret="__CC_SECRET__")
 print(json.dumps({"plates": plates, "seat": seat.number, "camera_key": camera.key,
                   "serial": camera.serial}))
 """
@@ -335,8 +335,15 @@ def scenario_actions() -> list[dict[str, Any]]:
         env["EPPARK_DESK_ACTIONS"] = str(counts_file)
         env.pop("DATABASE_URL", None)  # the browser tests run on SQLite
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "tests/e2e/test_desk_browser.py"],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/e2e/test_desk_browser.py",
+            ],
             env=env,
             cwd=ROOT,
             capture_output=True,
@@ -365,25 +372,23 @@ def _scenario_order(name: str) -> tuple[int, str]:
     return (0 if name[0] == "B" else 1 if name[0] == "C" else 2, name)
 
 
-def run(
-    calls: int = CALLS, scenarios: bool = True, emit: Any = None
-) -> list[dict[str, Any]]:
+def run(calls: int = CALLS, scenarios: bool = True, emit: Any = None) -> list[dict[str, Any]]:
     """Set up, measure, tear down."""
     from playwright.sync_api import sync_playwright
 
     http_port, mqtt_port = free_port(), free_port()
     env = _env(http_port, mqtt_port)
     data = set_up_database(env, WARM_UP + calls)
-    log = tempfile.NamedTemporaryFile(prefix="eppark-bench-desk-", suffix=".log", delete=False)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "eppark", "serve", "--port", str(http_port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     global LOG
-    LOG = log.name
+    LOG = tempfile.mkstemp(prefix="eppark-bench-desk-", suffix=".log")[1]
+    with open(LOG, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "eppark", "serve", "--port", str(http_port)],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     site = Site(http_port, data)
     rows: list[dict[str, Any]] = []
     try:

@@ -35,7 +35,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
@@ -47,7 +46,8 @@ from eppark.accounts.roles import sync_role_groups
 from eppark.calls.cti import generic
 from eppark.calls.models import CallCentre as CallCentreRow
 from eppark.devices.keys import key_digest
-from eppark.devices.models import Camera, Command, Robot as RobotRow
+from eppark.devices.models import Camera, Command
+from eppark.devices.models import Robot as RobotRow
 from eppark.lots.models import Gate, Lot
 from eppark.orders.models import Order
 from eppark.passes.models import MonthlyPass, PassPlate
@@ -327,7 +327,7 @@ class CalloutStandIn:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 owner.received.append(
@@ -344,7 +344,7 @@ class CalloutStandIn:
                 self.end_headers()
                 self.wfile.write(reply)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -521,8 +521,8 @@ class Gates:
     ) -> MonthlyPass:
         """A monthly pass for ``plates``: valid 30 more days, or expired ``expired_days`` ago."""
         now = timezone.now()
-        until = now + timedelta(days=30) if expired_days is None else now - timedelta(
-            days=expired_days
+        until = (
+            now + timedelta(days=30) if expired_days is None else now - timedelta(days=expired_days)
         )
         monthly = MonthlyPass.objects.create(
             lot=self.lot,

@@ -26,7 +26,7 @@ from django.core import signing
 from playwright.sync_api import BrowserContext, Page, expect
 
 from eppark.calls.models import Call, CallDirection
-from eppark.console.models import AbnormalOpen, AgentAction
+from eppark.console.models import AbnormalOpen, AgentAction, EvidenceKind
 from eppark.devices.models import Camera
 from eppark.sim.ezviz import EzvizStandIn
 from eppark.stays.models import GateVisit, Stay
@@ -66,6 +66,7 @@ class Expected:
     opens: bool
     actions: int
     qr: str | None = None  # the QR code's purpose, for a qr display
+    step: int = -1  # which of the robot's screens since the pop is the scenario's (the last)
 
 
 EXPECTED: dict[str, Expected] = {
@@ -105,8 +106,9 @@ EXPECTED: dict[str, Expected] = {
         "您的车牌无法识别，请扫码付费后出场", "qr", "green", False, 1, "unplated_exit"
     ),  # 临停快速码推送或出示付款码
     # 异常开闸 (the form), ID photo, scene snapshot, 异常开闸: the manual's own steps are
-    # more (open the ID camera, take, save; open the environment camera, take, save; open)
-    "C3b": Expected(SHOW_ID, "text", "green", True, 4),
+    # more (open the ID camera, take, save; open the environment camera, take, save; open).
+    # The robot's screen of the scenario is the ID prompt, the first after the pop.
+    "C3b": Expected(SHOW_ID, "text", "green", True, 4, step=0),
     "C4a": Expected(GOODBYE, "face", "green", True, 1),  # 开闸
     "C4b": Expected(PAY_OR_SHOW, "face", "green", False, 1),  # 临停快速码推送或出示付款码
     "C5": Expected(PAY_OR_SHOW, "face", "green", False, 1),  # 发送到显示屏
@@ -159,7 +161,9 @@ class Desk:
         panel = self.page.locator("#call-panel")
         expect(panel).to_be_visible()
         expect(panel).to_have_attribute("data-call-id", str(call.pk))
-        expect(self.page.locator("#ov-gate")).to_contain_text(robot.row.gate.name)
+        gate = robot.row.gate
+        assert gate is not None
+        expect(self.page.locator("#ov-gate")).to_contain_text(gate.name)
         expect(self.page.locator("#ov-lot")).to_contain_text(self.gates.lot.name)
         expect(self.page.locator("#ov-number")).to_contain_text(robot.phone)
         expect(self.page.locator("#mirror")).to_be_visible()
@@ -201,10 +205,15 @@ class Desk:
         expected = EXPECTED[scenario]
         got = self.robot.received(self.mark)
         if expected.voice is not None:
-            voice, kind, light = got.shows()
-            assert (voice, kind, light) == (expected.voice, expected.display, expected.light)
+            assert got.presents, "the robot was sent nothing to show"
+            shown = got.presents[expected.step]
+            assert (shown.get("voice"), shown["display"]["kind"], shown["light"]) == (
+                expected.voice,
+                expected.display,
+                expected.light,
+            )
             if expected.qr is not None:
-                assert qr_purpose(got.last) == expected.qr
+                assert qr_purpose(shown) == expected.qr
         else:
             assert got.presents == []
         assert got.opens == (1 if expected.opens else 0), got
@@ -221,11 +230,10 @@ class Desk:
         """The scenario's checks, its screenshot, then 关单: the desk is idle again."""
         expected = EXPECTED[scenario]
         got = self.robot_got(scenario)
-        if expected.voice is not None and expected.light is not None:
-            kind = got.last["display"]["kind"]
-            self.mirror_shows(expected.voice, expected.light, kind)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"{scenario}.png"), full_page=True)
+        if expected.voice is not None:  # the mirror shows what the robot shows now
+            last = got.last
+            self.mirror_shows(last.get("voice") or "", last["light"], last["display"]["kind"])
+        self.snap(scenario)
         counted = self.actions
         record_actions(scenario, counted)
         assert counted == expected.actions, f"{scenario}: {counted} clicks"
@@ -235,6 +243,11 @@ class Desk:
         assert self.call is not None
         self.call.refresh_from_db()
         assert self.call.closed_at is not None
+
+    def snap(self, name: str) -> None:
+        """Keep a screenshot: ``test-artifacts/desk/<name>.png``."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def qr_purpose(args: dict[str, Any]) -> str:
@@ -467,6 +480,7 @@ def test_c3b_a_special_vehicle_leaves_by_an_abnormal_open_with_evidence(
         expect(desk.page.locator("#abnormal-id-photos input[type=checkbox]")).to_have_count(1)
         desk.click("抓拍", within=dialog)  # the environment camera's snapshot
         expect(desk.page.locator("#abnormal-scene-photos input[type=checkbox]")).to_have_count(1)
+        desk.snap("C3b-evidence")  # the form with the ID photo and the snapshot kept
         desk.click("异常开闸", within=dialog)
         expect(desk.page.locator(dialog)).to_be_hidden()
         assert platform.captures == ["ez-caike-exit"]
@@ -477,7 +491,7 @@ def test_c3b_a_special_vehicle_leaves_by_an_abnormal_open_with_evidence(
         call.pk,
     )
     kinds = sorted(record.evidence.values_list("kind", flat=True))
-    assert kinds == ["id_document", "scene"]
+    assert kinds == sorted([EvidenceKind.ID_DOCUMENT, EvidenceKind.SCENE])
     got = desk.robot_got("C3b")
     assert got.others == ["capture_id"]
     # the show-your-ID prompt came first, then the gate's greeting with the open
