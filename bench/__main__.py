@@ -9,7 +9,7 @@ import platform
 import sys
 from typing import Any
 
-SUITES = ("decide", "fees", "plates", "gate_loop", "db_outage", "payments", "desk")
+SUITES = ("decide", "fees", "plates", "gate_loop", "db_outage", "payments", "desk", "desk_actions")
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

@@ -41,7 +41,11 @@ from tests.e2e.desk_harness import (
     wait_until,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # Django serves the desk's static files under ASGI from a file iterator (tests only)
+    pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "desk"
