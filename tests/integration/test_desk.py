@@ -347,7 +347,7 @@ def test_socket_refuses_non_agents(world: dict[str, Any]) -> None:
         communicator.scope["user"] = user
         connected, _ = await communicator.connect()
         closed = await communicator.receive_output(timeout=2)
-        await communicator.wait()
+        await communicator.disconnect(code=4403)
         return connected, closed
 
     for user in (world["operator"], None):
