@@ -12,6 +12,8 @@
  *                                        [data-gate-id][data-visit-id], data-testid="board-row",
  *                                        .board-waited, button.callout-btn 呼叫 data-testid
  *                                        "callout-<gate id>"), #board-empty, #no-calls
+ *                                        #lot-search (搜索车场) > #lot-results > .lot-card[data-lot-id]
+ *                                        ("lot-card-<id>": 空余车位, visitors, fee rule, contact)
  *   #call-panel [data-call-id]           the selected call
  *     #ov-number #ov-robot #ov-lot #ov-gate #ov-state #ov-taken, #take-btn
  *     #scene-gate #scene-car #scene-env (img inside when there is a photo), #capture-scene-btn
@@ -555,6 +557,51 @@
   $("capture-id-btn").addEventListener("click", function () { capture("id"); });
   $("abnormal-capture-scene").addEventListener("click", function () { capture("scene"); });
   $("capture-scene-btn").addEventListener("click", function () { capture("scene"); });
+
+  // --- 搜索车场: the lot cards -----------------------------------------------------------------
+
+  var lotTimer = null;
+  var lotQuery = "";
+
+  function renderLots(lots) {
+    var box = $("lot-results");
+    box.textContent = "";
+    lots.forEach(function (lot) {
+      var card = el("div", "lot-card");
+      card.dataset.lotId = lot.id;
+      card.setAttribute("data-testid", "lot-card-" + lot.id);
+      card.appendChild(el("h3", "", lot.name));
+      var dl = el("dl");
+      [[strings.free_spaces, String(lot.free_spaces)], [strings.visitors, lot.visitors_words],
+       [strings.fee_rule, lot.tariff_text], [strings.contact, lot.contact]].forEach(function (row) {
+        dl.appendChild(el("dt", "", row[0]));
+        dl.appendChild(el("dd", "", row[1]));
+      });
+      card.appendChild(dl);
+      box.appendChild(card);
+    });
+    if (!lots.length && lotQuery) box.appendChild(el("p", "muted", strings.no_lot));
+  }
+
+  function searchLots() {
+    var query = $("lot-search").value.trim();
+    lotQuery = query;
+    if (!query) { renderLots([]); return; }
+    fetch(root.dataset.lotsUrl + "?q=" + encodeURIComponent(query), {
+      credentials: "same-origin", headers: { "Accept": "application/json" }
+    }).then(function (r) { return r.json(); }).then(function (data) {
+      if (query === lotQuery) renderLots(data.lots || []);
+    }).catch(function () { showError(strings.error); });
+  }
+
+  $("lot-search").addEventListener("input", function () {
+    if (lotTimer) window.clearTimeout(lotTimer);
+    lotTimer = window.setTimeout(searchLots, 200);
+  });
+  $("lot-search-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    searchLots();
+  });
 
   // --- the socket -----------------------------------------------------------------------------
 
