@@ -24,10 +24,11 @@
  *     #act-close  (enabled only when allowed)
  *     #fuzzy: #fuzzy-notice, #fuzzy-list > li.candidate[data-stay-id] (data-testid
  *             "candidate-<stay id>") with button.confirm-btn 确认为该车辆 ("confirm-<stay id>")
- *     #visitor-dialog: #visitor-phone (手机号) #visitor-reason (原因) #visitor-submit
+ *     #visitor-dialog: #visitor-phone (手机号) #visitor-reason (原因) #visitor-submit, #visitor-error
  *     #abnormal-dialog: #abnormal-reason (开闸原因) #abnormal-note (备注) #abnormal-evidence
  *             (exits only) #capture-id-btn #abnormal-capture-scene, checkboxes
- *             input[data-testid=pick-id-<photo id>] / pick-scene-<photo id>, #abnormal-submit
+ *             input[data-testid=pick-id-<photo id>] / pick-scene-<photo id>, #abnormal-submit,
+ *             #abnormal-error (a refusal also shows inside the open dialog)
  */
 (function () {
   "use strict";
@@ -79,6 +80,11 @@
     var box = $("desk-error");
     box.textContent = text || "";
     box.hidden = !text;
+    Array.prototype.forEach.call(document.querySelectorAll(".dialog-error"), function (inner) {
+      var open = inner.closest("dialog").open;
+      inner.textContent = open ? text || "" : "";
+      inner.hidden = !(open && text);
+    });
     if (text) $("desk-message").hidden = true;
   }
 
