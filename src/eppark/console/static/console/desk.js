@@ -473,6 +473,7 @@
   }
 
   function openDialog(id) {
+    showError("");
     var dialog = $(id);
     if (typeof dialog.showModal === "function") dialog.showModal();
     else dialog.setAttribute("open", "");
