@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from django.test import Client
 from django.utils import timezone, translation
 
 from eppark.calls.models import Call, CallCentre
-from eppark.console import evidence
+from eppark.console import cases, evidence
 from eppark.console.cases import Forbidden
 from eppark.console.models import AgentAction, CapturedPhoto, DeskAction, EvidenceKind
 from eppark.devices import ezviz
@@ -34,7 +35,7 @@ from eppark.devices.models import Camera, Command, RobotEvent
 from eppark.domain import desk
 from eppark.gateway import protocol, store
 from eppark.records.errors import Refused
-from eppark.sim.ezviz import EzvizStandIn
+from eppark.sim.ezviz import ENVIRONMENT, EzvizStandIn, demo_platform
 from eppark.sim.picture import CAR_JPEG, id_card_png
 from tests.integration.factories import FullLot, build_full_lot
 
@@ -193,11 +194,12 @@ def test_capture_id_prompts_the_driver_and_stores_the_photos_for_the_call(
     assert [p.kind for p in photos] == [EvidenceKind.ID_DOCUMENT] * 2
     assert [p.cmd_id for p in photos] == [command.cmd_id] * 2
     assert all(p.lot_id == a.world.lot.pk for p in photos)
-    assert photos[0].file.name.endswith(".png")
-    assert photos[1].file.name.endswith(".jpg")
-    with default_storage.open(photos[0].file.name, "rb") as handle:
+    names = [str(p.file.name) for p in photos]
+    assert names[0].endswith(".png")
+    assert names[1].endswith(".jpg")
+    with default_storage.open(names[0], "rb") as handle:
         assert handle.read() == inline
-    with default_storage.open(photos[1].file.name, "rb") as handle:
+    with default_storage.open(names[1], "rb") as handle:
         assert handle.read() == CAR_JPEG
     assert evidence.id_photos(call) == photos
 
@@ -387,7 +389,7 @@ def test_capture_scene_stores_the_environment_cameras_snapshot(
     assert platform.captures == ["ez-caike"]  # the camera linked to the call's robot
     assert photo.kind == EvidenceKind.SCENE
     assert photo.call_id == call.pk
-    with default_storage.open(photo.file.name, "rb") as handle:
+    with default_storage.open(str(photo.file.name), "rb") as handle:
         assert handle.read() == CAR_JPEG
     audit = AgentAction.objects.get(action=DeskAction.CAPTURE_SCENE)
     assert audit.detail == {
@@ -399,6 +401,7 @@ def test_capture_scene_stores_the_environment_cameras_snapshot(
         {"type": "desk.message", "kind": "photo", "call": call.pk, "photo": photo.pk}
     ]
     assert evidence.latest_scene(a.world.exit) == photo
+    assert evidence.latest_scene(call) == photo  # by the call's gate
     assert evidence.latest_scene(a.world.exit, timezone.now() + timedelta(minutes=6)) is None
     assert evidence.latest_scene(b.world.exit) is None
     assert evidence.scene_photos(call) == [photo]
@@ -424,3 +427,53 @@ def test_capture_scene_refuses_in_words(
     assert caught.value.message == "该道口没有环境摄像头。"
     assert not CapturedPhoto.objects.exists()
     assert not AgentAction.objects.filter(action=DeskAction.CAPTURE_SCENE).exists()
+
+
+def test_an_exit_abnormal_open_cites_the_photos_and_the_log_shows_them(
+    lots: tuple[FullLot, FullLot], platform: EzvizStandIn
+) -> None:
+    a, _b = lots
+    call = ring(a)
+    command = evidence.capture_id(call, a.agent, count=1)
+    send(
+        id_photo_event(
+            a.world.robot.code,
+            photo=id_card_png(),
+            content_type="image/png",
+            cmd_id=command.cmd_id,
+            index=1,
+        )
+    )
+    scene = evidence.capture_scene(call, a.agent)
+    [id_photo] = evidence.id_photos(call)
+    record = cases.abnormal_open(
+        call, a.agent, "special_vehicle", "警车粤B12345，张警官出场", [id_photo.pk], [scene.pk]
+    )
+    kept = {e.kind: e.file.name for e in record.evidence.all()}
+    assert kept == {"id": id_photo.file.name, "scene": scene.file.name}
+    page = Client()
+    page.force_login(a.agent)
+    html = page.get("/console/opens/").content.decode()
+    assert f'data-open-id="{record.pk}"' in html
+    for item in record.evidence.all():
+        url = f"/evidence/abnormal-open/{item.pk}/file/"
+        assert f'src="{url}"' in html
+        assert page.get(url).status_code == 200
+
+
+def test_the_demo_uses_the_stand_in_unless_an_account_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    ezviz.forget_tokens()
+    with demo_platform() as standin:
+        assert standin is not None
+        client = ezviz.EzvizClient()
+        assert client.cfg.url == standin.base_url
+        assert client.download(client.capture("D12345678")) == CAR_JPEG  # any serial
+    assert "EPPARK_EZVIZ_URL" not in os.environ
+    monkeypatch.setenv("EPPARK_EZVIZ_APP_KEY", "a-real-key")
+    with demo_platform() as standin:
+        assert standin is None
+    ezviz.forget_tokens()

@@ -118,7 +118,7 @@ def test_filters_narrow_the_log_and_offer_only_the_users_own_choices(
     assert set(options(html, "agent")) == {str(a.agent.pk), str(second.pk)}
     assert "kf-futian" not in html
 
-    def listed(**query: Any) -> list[int]:
+    def listed(**query: str | int) -> list[int]:
         response = client.get(URL, query)
         assert response.status_code == 200
         return rows(response.content.decode())
@@ -134,13 +134,14 @@ def test_filters_narrow_the_log_and_offer_only_the_users_own_choices(
         entry_open.pk,
     ]
     # another lot, its gate or its agent named in the query: refused by the form, nothing listed
-    for query in (
+    refused: list[dict[str, str | int]] = [
         {"lot": b.world.lot.pk},
         {"gate": b.world.exit.pk},
         {"agent": b.agent.pk},
         {"reason": "bogus"},
         {"since": "yesterday"},
-    ):
+    ]
+    for query in refused:
         response = client.get(URL, query)
         assert response.status_code == 200
         assert rows(response.content.decode()) == []
@@ -164,7 +165,7 @@ def test_the_log_is_paginated(lots: tuple[FullLot, FullLot]) -> None:
     )
     client = client_for(a.agent)
     first = client.get(URL, {"reason": "special_vehicle"}).content.decode()
-    second = client.get(URL, {"reason": "special_vehicle", "page": 2}).content.decode()
+    second = client.get(URL, {"reason": "special_vehicle", "page": "2"}).content.decode()
     assert len(rows(first)) == 20
     assert len(rows(second)) == 6
     assert not set(rows(first)) & set(rows(second))

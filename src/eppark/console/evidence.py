@@ -363,15 +363,21 @@ def capture_scene(call: Call, user: Any, client: EzvizClient | None = None) -> C
     return photo
 
 
-def latest_scene(gate: Gate, now: datetime | None = None) -> CapturedPhoto | None:
-    """The gate's newest scene snapshot taken within ``SCENE_FRESH``, or None.
+def latest_scene(where: Gate | Call, now: datetime | None = None) -> CapturedPhoto | None:
+    """The newest scene snapshot at a gate (or at a call's gate) taken within ``SCENE_FRESH``.
 
     The desk shows it as "the environment camera's latest snapshot"; with none that
-    recent, the agent takes one (``capture_scene``).
+    recent (None), the agent takes one (``capture_scene``): no snapshot is taken
+    unasked, since the platform counts them against a daily limit (10028).
     """
+    gate_id = where.gate_id if isinstance(where, Call) else where.pk
+    if gate_id is None:
+        return None
     since = (now or timezone.now()) - SCENE_FRESH
     return (
-        CapturedPhoto.objects.filter(kind=EvidenceKind.SCENE, call__gate=gate, taken_at__gte=since)
+        CapturedPhoto.objects.filter(
+            kind=EvidenceKind.SCENE, call__gate_id=gate_id, taken_at__gte=since
+        )
         .order_by("-taken_at", "-pk")
         .first()
     )

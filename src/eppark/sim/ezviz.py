@@ -9,11 +9,13 @@ device offline, expire the tokens or make a code come back.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -213,3 +215,33 @@ def _ok(data: Any, **extra: Any) -> dict[str, Any]:
 
 def _error(code: str, msg: str) -> dict[str, Any]:
     return {"code": code, "msg": msg}
+
+
+ENVIRONMENT = ("EPPARK_EZVIZ_URL", "EPPARK_EZVIZ_APP_KEY", "EPPARK_EZVIZ_APP_SECRET")
+
+
+@contextlib.contextmanager
+def demo_platform() -> Iterator[EzvizStandIn | None]:
+    """For ``eppark demo``: the stand-in serving every serial, unless an app key is set.
+
+    Its address and credentials go into the environment (the demo's web workers and the
+    settings' fallbacks read them there); both are put back afterwards.
+    """
+    if os.environ.get("EPPARK_EZVIZ_APP_KEY"):
+        yield None  # a real Ezviz account is configured: use it
+        return
+    before = {name: os.environ.get(name) for name in ENVIRONMENT}
+    with EzvizStandIn() as standin:
+        os.environ.update(
+            EPPARK_EZVIZ_URL=standin.base_url,
+            EPPARK_EZVIZ_APP_KEY=standin.app_key,
+            EPPARK_EZVIZ_APP_SECRET=standin.app_secret,
+        )
+        try:
+            yield standin
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
