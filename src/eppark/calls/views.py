@@ -59,7 +59,7 @@ def cti_event(request: HttpRequest, provider: str, key: str) -> HttpResponse:
     if len(body) > MAX_BODY:
         return _refuse(413, "body too large")
     query = {name: request.GET.get(name, "") for name in request.GET}
-    headers = request_headers(request)
+    headers = request_headers(request)  # case-insensitive, with the request line
     try:
         event = reader(body, headers, query, centre.secret)
     except BadSignature as error:

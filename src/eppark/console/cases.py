@@ -11,7 +11,7 @@ what, when, which gate, the case before and after) and pushed to the desks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -140,7 +140,7 @@ def snapshot(call: Call, now: datetime) -> dict[str, Any]:
 
 def _locked(call: Call) -> Call:
     return (
-        Call.objects.select_for_update()
+        Call.objects.select_for_update(of=("self",))
         .select_related("gate__lot", "robot", "agent")
         .get(pk=call.pk)
     )
@@ -468,11 +468,16 @@ def close(call: Call, user: Any) -> Call:
     return call
 
 
+STALE = timedelta(minutes=30)
+"""A call hung up this long ago that its agent never closed leaves the desk (it stays on record)."""
+
+
 def open_calls(user: Any) -> list[Call]:
-    """The calls on ``user``'s desk: locked to them and not yet closed, newest first."""
+    """The calls on ``user``'s desk: locked to them, not closed and not stale, newest first."""
     return list(
         Call.objects.filter(agent=user, closed_at__isnull=True)
         .exclude(state=CallState.DIALING)
+        .exclude(state=CallState.ENDED, ended_at__lt=timezone.now() - STALE)
         .select_related("gate__lot", "robot", "lot")
         .order_by("-started_at")[:20]
     )

@@ -12,13 +12,17 @@ screen. When it shows a QR code, the driver either
   code's last digit decides: most pay at once, some need the driver's
   confirmation first (USERPAYING, ``1``), some are declined (余额不足, ``2``:
   the driver then pays another way), some error although charged (``3``);
+- or presses the robot's call button and waits for the agent (a few minutes):
+  the gate opening, or a QR code the agent sends to the screen, which the
+  driver then follows (so every desk scenario comes round in the demo);
 - or does nothing at all: after the manual's minute the gate is on the agents'
   outbound call list, and in the end the driver backs away.
 
 Once the gate opens the car drives through (the loop reports it gone).
 Drivers with nothing to do (the gate opened, or a refusal on the screen) wait
 a little and back away when the gate stays shut, as before; one asked to call
-an agent (no entry record) presses the robot's call button first.
+an agent (no entry record), and most of those refused with nothing to do (a
+stranger, a full group), press the call button and wait for the agent.
 
 Now and then a driver inside a lot pays on the lot page (``/lot/<code>/``,
 场内预付) before walking to the car; the traffic then brings that car to an exit
@@ -75,6 +79,7 @@ class Habit(StrEnum):
     CODE_SLOW = "code_slow"  # a code the driver must confirm on the phone first (USERPAYING)
     CODE_DECLINED = "code_declined"  # a code that is declined (余额不足): then pays another way
     CODE_CHARGED = "code_charged"  # a code whose payment errors although it was charged
+    CALL = "call"  # presses the call button and waits for the agent (新版智能客服)
     IDLE = "idle"  # does nothing
 
 
@@ -93,9 +98,12 @@ FEE_HABITS: tuple[tuple[Habit, int], ...] = (
     (Habit.CODE_SLOW, 10),
     (Habit.CODE_DECLINED, 10),
     (Habit.CODE_CHARGED, 5),
-    (Habit.IDLE, 15),
+    (Habit.CALL, 10),
+    (Habit.IDLE, 10),
 )
-PAGE_HABITS: tuple[tuple[Habit, int], ...] = ((Habit.PAGE, 85), (Habit.IDLE, 15))
+PAGE_HABITS: tuple[tuple[Habit, int], ...] = ((Habit.PAGE, 75), (Habit.CALL, 15), (Habit.IDLE, 10))
+REFUSED_CALL_SHARE = 0.6
+"""Of the drivers refused with nothing to do (a stranger, a full group), how many call an agent."""
 
 BROWSERS: tuple[tuple[str, int], ...] = (
     (phones.SAFARI, 2),
@@ -160,6 +168,7 @@ class Drivers:
         choose: Callable[[Arrival], Habit] | None = None,
         idle_patience: tuple[float, float] = (90.0, 240.0),
         patience: tuple[float, float] = (20.0, 60.0),
+        agent_patience: float = 240.0,
         screen_timeout: float = 15.0,
         open_timeout: float = 60.0,
         out: TextIO | None = None,
@@ -169,6 +178,7 @@ class Drivers:
         self.choose = choose or self._choose
         self.idle_patience = idle_patience
         self.patience = patience
+        self.agent_patience = agent_patience
         self.screen_timeout = screen_timeout
         self.open_timeout = open_timeout
         self.out = out  # one JSON line per driver, when given
@@ -229,11 +239,13 @@ class Drivers:
                 await self._drive_through(robot)
                 return self._outcome(arrival, robot, "-", "opened")
             asked_to_call = shown is not None and CALL in (shown.voice or "")
-            if asked_to_call and robot.online.is_set():
-                await robot.press_call_button()  # the agent's business from here
+            if asked_to_call or (shown is not None and self.rng.random() < REFUSED_CALL_SHARE):
+                return await self._call_agent(arrival, robot, shown)
             await self._back_away(arrival, robot, self.patience)
-            return self._outcome(arrival, robot, "-", "called, left" if asked_to_call else "left")
+            return self._outcome(arrival, robot, "-", "left")
         habit = self.choose(arrival)
+        if habit is Habit.CALL:
+            return await self._call_agent(arrival, robot, shown)
         if habit is Habit.IDLE:
             await self._back_away(arrival, robot, self.idle_patience)
             return self._outcome(arrival, robot, habit, "idle")
@@ -251,6 +263,43 @@ class Drivers:
             result = f"{result}, gate shut"
         await self._back_away(arrival, robot, self.patience)
         return self._outcome(arrival, robot, habit, result, detail)
+
+    async def _call_agent(self, arrival: Arrival, robot: SimRobot, shown: Screen | None) -> Outcome:
+        """Press the call button and wait for the agent: the gate opening, or a new screen
+        (a QR code the agent sent: the driver follows it; the ID prompt: the robot's ID
+        camera takes the photos the agent asks for)."""
+        if not robot.online.is_set():
+            await self._back_away(arrival, robot, self.patience)
+            return self._outcome(arrival, robot, Habit.CALL, "left", "robot offline")
+        mark = Watch(robot.screen.cmd_id, len(robot.opened), timezone.now())
+        await robot.press_call_button()  # the agent's business from here
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.agent_patience
+        followed: set[str] = set()
+        while loop.time() < deadline:
+            if len(robot.opened) > mark.opens:
+                await self._drive_through(robot)
+                return self._outcome(arrival, robot, Habit.CALL, "opened by the agent")
+            screen = robot.screen
+            display = screen.display
+            if (
+                screen.cmd_id != mark.cmd_id
+                and display is not None
+                and display.kind == "qr"
+                and display.qr
+                and display.qr not in followed
+            ):
+                followed.add(display.qr)
+                await asyncio.sleep(self.rng.uniform(1.0, 3.0))
+                result, _detail = await self._follow_page(arrival, display.qr)
+                if result in ("paid", "entered", "free") and await self._opened(
+                    arrival, robot, mark, self.open_timeout
+                ):
+                    await self._drive_through(robot)
+                    return self._outcome(arrival, robot, Habit.CALL, f"agent's code: {result}")
+            await asyncio.sleep(0.2)
+        await self._back_away(arrival, robot, (0.0, 0.0))
+        return self._outcome(arrival, robot, Habit.CALL, "called, left")
 
     def _record(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
