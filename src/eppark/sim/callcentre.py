@@ -183,7 +183,9 @@ class SimCallCentre:
     async def seat(self) -> str:
         """The seat the next call rings at (round robin)."""
         seats = self._seats
-        listed = list(await sync_to_async(seats, thread_sensitive=False)() if callable(seats) else seats)
+        listed = list(
+            await sync_to_async(seats, thread_sensitive=False)() if callable(seats) else seats
+        )
         if not listed:
             return ""
         return listed[next(self._turn) % len(listed)]
@@ -361,14 +363,18 @@ def main_sim_call(argv: Sequence[str] | None = None, out: TextIO | None = None) 
     )
     parser.add_argument("--server", default="http://127.0.0.1:8000", help="EP Park's address")
     parser.add_argument("--key", required=True, help="the call centre's endpoint key")
-    parser.add_argument("--secret", default=os.environ.get("EPPARK_CTI_SECRET", ""))
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("EPPARK_CTI_SECRET", ""),
+        help="signs events and checks callouts (default: EPPARK_CTI_SECRET, else unsigned)",
+    )
     parser.add_argument(
         "--seats", help="comma-separated seat numbers (default: signed-in agents' seats)"
     )
     parser.add_argument("--port", type=int, default=8010, help="port for callout requests")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address for callout requests")
     parser.add_argument("--mqtt", help="broker URL (default: MQTT_URL, else the embedded broker)")
-    parser.add_argument("--hotline", default=HOTLINE)
+    parser.add_argument("--hotline", default=HOTLINE, help="the number robots dial")
     parser.add_argument("--talk", type=float, default=TALK, help="seconds before hanging up")
     parser.add_argument("--no-mqtt", action="store_true", help="answer callouts only")
     args = parser.parse_args(argv)
