@@ -199,7 +199,54 @@ def build_full_lot(
         ezviz_serial=f"ez-{code}",
     )
     payment_records(world, operator, name, now)
+    call_records(world, agent, phone, now)
     return FullLot(world, agent, operator)
+
+
+def call_centre(key: str = "k-cti-test-0001", **fields: Any) -> Any:
+    """The call centre events come from (``.key`` holds its key here), made once."""
+    from eppark.calls.models import CallCentre
+
+    found = CallCentre.objects.filter(name=fields.get("name", "测试呼叫中心")).first()
+    if found is not None:
+        return found
+    centre = CallCentre(**{"provider": "generic", "name": "测试呼叫中心", **fields})
+    centre.key = key
+    centre.save()
+    return centre
+
+
+def call_records(world: LotWorld, agent: User, phone: str, now: datetime) -> None:
+    """A call from the lot's robot (``phone``) answered by its agent, and its events."""
+    from eppark.calls.models import Call, CallEvent
+
+    centre = call_centre()
+    call = Call.objects.create(
+        centre=centre,
+        call_id=f"call-{world.lot.code}",
+        direction="inbound",
+        state="answered",
+        caller=phone,
+        callee="4008001234",
+        seat=agent.seat.number,
+        agent=agent,
+        robot=world.robot,
+        lot=world.lot,
+        gate=world.exit,
+        plate=world.stay.plate,
+        started_at=now,
+        answered_at=now,
+    )
+    for event in ("ringing", "answered"):
+        CallEvent.objects.create(
+            centre=centre,
+            call=call,
+            provider_call_id=call.call_id,
+            event=event,
+            payload={"caller": phone},
+            at=now,
+            received_at=now,
+        )
 
 
 def payment_records(world: LotWorld, operator: User, name: str, now: datetime) -> None:

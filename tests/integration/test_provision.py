@@ -670,7 +670,10 @@ def test_grace_over_payable_against_the_database(tmp_path: Path) -> None:
         ("lots: [\n", "city.yaml: line 2, column 1: "),
         ("lots:\n  - {code: a, name: b, code: c}\n", "city.yaml: line 2, column 24: key 'code'"),
         ("", "city.yaml: the file is empty: it needs lots, users and/or call_centres"),
-        ("[]", "city.yaml: the file must hold a mapping with the keys lots, users and/or call_centres"),
+        (
+            "[]",
+            "city.yaml: the file must hold a mapping with the keys lots, users and/or call_centres",
+        ),
     ],
 )
 def test_unreadable_yaml_names_the_line(tmp_path: Path, text: str, expected: str) -> None:

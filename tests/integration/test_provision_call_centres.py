@@ -101,5 +101,6 @@ def test_the_same_key_twice_is_refused(tmp_path: Path) -> None:
     twice = document()
     twice["call_centres"].append({**twice["call_centres"][0], "name": "另一个"})
     message = refusal(write(tmp_path, twice))
-    assert "call_centres[1].key" in message and "already used by call_centres[0].key" in message
+    assert "call_centres[1].key" in message
+    assert "already used by call_centres[0].key" in message
     assert not CallCentre.objects.exists()

@@ -28,6 +28,8 @@ _VIEW_ALL = [
     "payments.view_notification",
     "payments.view_codepayment",
     "payments.view_refund",
+    "calls.view_call",
+    "calls.view_callevent",
 ]
 
 PERMISSIONS: dict[Role, list[str]] = {
@@ -68,6 +70,7 @@ PROJECT_APPS = (
     "orders",
     "payments",
     "console",
+    "calls",
 )
 
 

@@ -113,6 +113,7 @@ def start_sending(call_id: int) -> threading.Thread:
 
 def _send_on_thread(call_id: int) -> None:
     try:
+        close_old_connections()
         send(call_id)
     except Exception:
         log.exception("callout %s could not be sent", call_id)
@@ -198,7 +199,6 @@ def refusal(provider: str, status: int, reply: bytes) -> str:
 
 def send(call_id: int, *, client: httpx.Client | None = None) -> Call:
     """Ask the call centre to dial the callout ``call_id``; a failure marks the call FAILED."""
-    close_old_connections()
     call = Call.objects.select_related("centre").get(pk=call_id)
     if call.state != CallState.DIALING:
         return call

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from eppark.demo import print_scenarios
+from eppark.devices.credentials import gateway_password
 from eppark.devices.models import Robot
 from eppark.lots.models import Lot
 from eppark.operations.demo_setup import (
@@ -27,6 +28,8 @@ from eppark.operations.demo_setup import (
 )
 from eppark.operations.runtime import async_serve, mqtt_url
 from eppark.passes.models import MonthlyPass
+from eppark.provisioning.demo_city import AN_AGENT, DEMO_CALL_PORT, demo_call_centre
+from eppark.sim.callcentre import SimCallCentre, signed_in_seats
 from eppark.sim.drivers import Drivers, keep_books
 from eppark.sim.ezviz import demo_platform
 from eppark.sim.robot import SimRobot
@@ -84,6 +87,12 @@ class Command(BaseCommand):
         out.write(f"MQTT broker:  {mqtt_url()} (robots' commands logged to {log_path})")
         drivers_log = log_path.with_name("sim-drivers.jsonl")
         out.write(f"Drivers:      scan, pay, show payment codes or do nothing ({drivers_log})")
+        calls_log = log_path.with_name("sim-calls.jsonl")
+        out.write(
+            f"Call centre:  call buttons ring at signed-in agents' seats; callouts answered on "
+            f"port {DEMO_CALL_PORT} ({calls_log})"
+        )
+        out.write(f"Agent desk:   {base}/console/  ({AN_AGENT} / {DEMO_PASSWORD})")
         if options["no_serve"]:
             return
         out.write("Serving with simulated robots and traffic; press Ctrl+C to stop.")
@@ -120,9 +129,11 @@ async def _run(
     url = mqtt_url()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     drivers_path = log_path.with_name("sim-drivers.jsonl")
+    calls_path = log_path.with_name("sim-calls.jsonl")
     with (
         log_path.open("a", encoding="utf-8", buffering=1) as log,
         drivers_path.open("a", encoding="utf-8", buffering=1) as drivers_log,
+        calls_path.open("a", encoding="utf-8", buffering=1) as calls_log,
     ):
         robots = {code: SimRobot(code, pw, url, out=log) for code, pw in passwords.items()}
         # the drivers scan and pay, show payment codes, or do nothing (one JSON line each)
@@ -135,4 +146,25 @@ async def _run(
         async def prepaying() -> None:  # drivers paying inside the lot before leaving (场内预付)
             await drivers.prepay_forever(base)
 
-        await async_serve(host, port, extra=[*tasks, traffic.run, keep_books, prepaying])
+        # the call centre: robots' call buttons ring at agents' seats; agents' callouts connect
+        centre = demo_call_centre()
+        calls = SimCallCentre(
+            base,
+            centre["key"],
+            secret=centre["secret"],
+            seats=signed_in_seats,
+            mqtt_url=url,
+            mqtt_password=gateway_password(),
+            port=DEMO_CALL_PORT,
+            out=calls_log,
+        )
+
+        async def call_centre() -> None:
+            try:
+                await calls.run()
+            except OSError as error:  # the port is taken: the demo goes on without calls
+                sys.stderr.write(f"simulated call centre not started: {error}\n")
+
+        await async_serve(
+            host, port, extra=[*tasks, traffic.run, keep_books, prepaying, call_centre]
+        )
