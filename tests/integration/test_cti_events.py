@@ -157,25 +157,24 @@ def desk_pushes() -> Iterator[Callable[[str], list[dict[str, Any]]]]:
         channels[group] = channel
 
     def received(group: str) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        while True:
-            try:
-                message = async_to_sync(_receive)(layer, channels[group])
-            except TimeoutError:
-                return messages
-            messages.append(message)
+        return async_to_sync(_drain)(layer, channels[group])
 
     received.listen = listen  # type: ignore[attr-defined]
     yield received
     async_to_sync(layer.flush)()
 
 
-async def _receive(layer: Any, channel: str) -> dict[str, Any]:
+async def _drain(layer: Any, channel: str) -> list[dict[str, Any]]:
+    """Every message waiting on ``channel`` (none more within 0.2 s)."""
     import asyncio
 
-    async with asyncio.timeout(0.2):
-        message: dict[str, Any] = await layer.receive(channel)
-        return message
+    messages: list[dict[str, Any]] = []
+    while True:
+        try:
+            async with asyncio.timeout(0.2):
+                messages.append(await layer.receive(channel))
+        except TimeoutError:
+            return messages
 
 
 # --- refusals -------------------------------------------------------------------------------

@@ -347,7 +347,7 @@ def test_socket_refuses_non_agents(world: dict[str, Any]) -> None:
         communicator.scope["user"] = user
         connected, _ = await communicator.connect()
         closed = await communicator.receive_output(timeout=2)
-        await communicator.wait()
+        await communicator.disconnect(code=4403)
         return connected, closed
 
     for user in (world["operator"], None):
@@ -577,3 +577,17 @@ def test_an_untaken_call_shows_taken_once_another_agent_takes_it(
     refused = post(client_for(world["other"]), "desk_take", call)
     assert refused.status_code == 403
     assert "kf-a" in refused.json()["error"]
+
+
+def test_lot_search_on_the_home(world: dict[str, Any]) -> None:
+    client = client_for(world["agent"])
+    url = reverse("console:desk_lots")
+    (card,) = client.get(url, {"q": "彩科"}).json()["lots"]
+    assert card["name"] == "彩科彩悦大厦"
+    assert card["free_spaces"] == 9  # capacity 10, one car inside
+    assert card["visitors_allowed"] is False
+    assert card["tariff_text"].startswith("30分钟内免费")
+    # only the lots the agent serves; other staff are refused
+    assert client.get(url, {"q": "福田"}).json()["lots"] == []
+    assert client_for(world["operator"]).get(url, {"q": "彩科"}).status_code == 403
+    assert "搜索车场" in client.get("/console/").content.decode()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -28,6 +29,7 @@ from eppark.accounts.scoping import lot_ids
 from eppark.console import cases, desk_state, push
 
 FORBIDDEN = 4403
+log = logging.getLogger(__name__)
 
 
 def board_every() -> float:
@@ -90,6 +92,12 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def desk_message(self, event: dict[str, Any]) -> None:
         """A push: send the new state of what it names, if this agent may see it."""
+        try:
+            await self._pushed(event)
+        except Exception:  # one bad push must not close the desk; the next one updates it
+            log.exception("desk push %s could not be sent", event.get("kind"))
+
+    async def _pushed(self, event: dict[str, Any]) -> None:
         user = self.scope["user"]
         kind = event.get("kind")
         if kind in ("call", "photo") and isinstance(event.get("call"), int):

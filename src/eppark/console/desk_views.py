@@ -20,6 +20,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -27,13 +28,13 @@ from django.utils.translation import pgettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from eppark.accounts.scoping import may_act_on_lot
+from eppark.accounts.scoping import may_act_on_lot, restrict
 from eppark.calls import callout
 from eppark.calls.models import Call
 from eppark.console import cases, desk_state
 from eppark.console.models import AgentAction, DeskAction, Seat
 from eppark.domain import desk
-from eppark.lots.models import Gate
+from eppark.lots.models import Gate, Lot
 from eppark.records.errors import Refused
 
 View = Callable[..., HttpResponse]
@@ -162,6 +163,45 @@ def desk_strings() -> dict[str, str]:
         "entered": pgettext("agent desk", "entered"),
         "fee": pgettext("agent desk", "fee"),
         "call": pgettext("agent desk", "Call"),
+        "free_spaces": pgettext("agent desk", "Free spaces"),
+        "visitors": pgettext("agent desk", "Visitors"),
+        "fee_rule": pgettext("agent desk", "Fee rule"),
+        "contact": pgettext("agent desk", "Emergency contact"),
+        "no_lot": pgettext("agent desk", "No lot of yours matches."),
+    }
+
+
+@never_cache
+@require_GET
+@agent_json
+def lots_json(request: HttpRequest) -> HttpResponse:
+    """``搜索车场``: the lots the agent serves whose name (or code) holds the words typed."""
+    words = (request.GET.get("q") or "").strip()[:64]
+    if not words:
+        return _json({"lots": []})
+    found = restrict(Lot.objects.all(), request.user, "pk").filter(
+        Q(name__icontains=words) | Q(code__icontains=words)
+    )
+    return _json({"lots": [lot_card(lot) for lot in found.order_by("name", "code")[:10]]})
+
+
+def lot_card(lot: Lot) -> dict[str, Any]:
+    """A lot as the home's card shows it: free spaces, visitors, the fee rule, who to call."""
+    contact = " ".join(
+        part for part in (lot.emergency_contact_name, lot.emergency_contact_phone) if part
+    )
+    return {
+        "id": lot.pk,
+        "name": lot.name,
+        "free_spaces": lot.free_spaces(),
+        "visitors_allowed": lot.visitors_allowed,
+        "visitors_words": (
+            pgettext("agent desk", "visitors may enter")
+            if lot.visitors_allowed
+            else pgettext("agent desk", "no visitors (temp entry needs confirmation)")
+        ),
+        "tariff_text": lot.tariff_text,
+        "contact": contact or "—",
     }
 
 

@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 
 from eppark.accounts.scoping import restrict
+from eppark.console import live
 from eppark.console.models import AbnormalOpen, AbnormalOpenEvidence, AbnormalReason
 from eppark.evidence.links import staff_path
 from eppark.lots.models import Gate, Lot
@@ -136,12 +137,14 @@ def _row(record: AbnormalOpen) -> dict[str, Any]:
             "url": staff_path(EVIDENCE_KIND, evidence.pk, "file"),
             "kind": evidence.kind,
             "kind_label": evidence.get_kind_display(),
-            "taken_at": evidence.taken_at,
+            "taken": live.local_text(evidence.taken_at, live._zone(record.lot.timezone)),
         }
         for evidence in record.evidence.all()
     ]
+    zone = live._zone(record.lot.timezone)
     return {
         "record": record,
+        "when": live.local_text(record.opened_at, zone),  # in the lot's time zone
         "agent": agent_label(record.agent),
         "reason": record.get_reason_display(),
         "photos": photos,

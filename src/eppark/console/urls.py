@@ -9,6 +9,7 @@ urlpatterns = [
     path("", desk_views.desk_page, name="desk"),
     path("desk/state.json", desk_views.desk_json, name="desk_state"),
     path("desk/seat/", desk_views.bind_seat, name="desk_seat"),
+    path("desk/lots.json", desk_views.lots_json, name="desk_lots"),
     path("desk/callout/", desk_views.call_out, name="desk_callout"),
     path("desk/calls/<int:pk>/take/", desk_views.take, name="desk_take"),
     path("desk/calls/<int:pk>/query/", desk_views.query, name="desk_query"),

@@ -44,7 +44,7 @@ import aiomqtt
 import httpx
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from eppark.calls.cti import generic
 from eppark.domain.errors import BadInput
@@ -66,7 +66,10 @@ def robot_phones() -> dict[str, str]:
     from eppark.devices.models import Robot
 
     close_old_connections()
-    return dict(Robot.objects.exclude(phone="").values_list("code", "phone"))
+    try:
+        return dict(Robot.objects.exclude(phone="").values_list("code", "phone"))
+    finally:
+        connection.close()
 
 
 def signed_in_seats() -> list[str]:
@@ -76,10 +79,13 @@ def signed_in_seats() -> list[str]:
     from eppark.console.models import Seat
 
     close_old_connections()
-    bound = Seat.objects.filter(agent__isnull=False, agent__is_active=True)
-    recent = bound.filter(agent__last_login__gte=timezone.now() - SIGNED_IN_WITHIN)
-    seats = list(recent.order_by("number").values_list("number", flat=True))
-    return seats or list(bound.order_by("number").values_list("number", flat=True))
+    try:
+        bound = Seat.objects.filter(agent__isnull=False, agent__is_active=True)
+        recent = bound.filter(agent__last_login__gte=timezone.now() - SIGNED_IN_WITHIN)
+        seats = list(recent.order_by("number").values_list("number", flat=True))
+        return seats or list(bound.order_by("number").values_list("number", flat=True))
+    finally:
+        connection.close()
 
 
 class SimCallCentre:
@@ -177,7 +183,9 @@ class SimCallCentre:
     async def seat(self) -> str:
         """The seat the next call rings at (round robin)."""
         seats = self._seats
-        listed = list(await sync_to_async(seats)() if callable(seats) else seats)
+        listed = list(
+            await sync_to_async(seats, thread_sensitive=False)() if callable(seats) else seats
+        )
         if not listed:
             return ""
         return listed[next(self._turn) % len(listed)]
@@ -228,7 +236,7 @@ class SimCallCentre:
     async def _inbound(self, code: str) -> None:
         """One driver's call: ringing, answered, then hung up."""
         try:
-            phones = await sync_to_async(self._phones)()
+            phones = await sync_to_async(self._phones, thread_sensitive=False)()
             number = phones.get(code, "")
             if not number:
                 self._say({"sim": "call", "robot": code, "skipped": "robot has no SIM number"})
@@ -355,14 +363,18 @@ def main_sim_call(argv: Sequence[str] | None = None, out: TextIO | None = None) 
     )
     parser.add_argument("--server", default="http://127.0.0.1:8000", help="EP Park's address")
     parser.add_argument("--key", required=True, help="the call centre's endpoint key")
-    parser.add_argument("--secret", default=os.environ.get("EPPARK_CTI_SECRET", ""))
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("EPPARK_CTI_SECRET", ""),
+        help="signs events and checks callouts (default: EPPARK_CTI_SECRET, else unsigned)",
+    )
     parser.add_argument(
         "--seats", help="comma-separated seat numbers (default: signed-in agents' seats)"
     )
     parser.add_argument("--port", type=int, default=8010, help="port for callout requests")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address for callout requests")
     parser.add_argument("--mqtt", help="broker URL (default: MQTT_URL, else the embedded broker)")
-    parser.add_argument("--hotline", default=HOTLINE)
+    parser.add_argument("--hotline", default=HOTLINE, help="the number robots dial")
     parser.add_argument("--talk", type=float, default=TALK, help="seconds before hanging up")
     parser.add_argument("--no-mqtt", action="store_true", help="answer callouts only")
     args = parser.parse_args(argv)

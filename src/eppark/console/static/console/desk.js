@@ -12,6 +12,8 @@
  *                                        [data-gate-id][data-visit-id], data-testid="board-row",
  *                                        .board-waited, button.callout-btn 呼叫 data-testid
  *                                        "callout-<gate id>"), #board-empty, #no-calls
+ *                                        #lot-search (搜索车场) > #lot-results > .lot-card[data-lot-id]
+ *                                        ("lot-card-<id>": 空余车位, visitors, fee rule, contact)
  *   #call-panel [data-call-id]           the selected call
  *     #ov-number #ov-robot #ov-lot #ov-gate #ov-state #ov-taken, #take-btn
  *     #scene-gate #scene-car #scene-env (img inside when there is a photo), #capture-scene-btn
@@ -22,10 +24,11 @@
  *     #act-close  (enabled only when allowed)
  *     #fuzzy: #fuzzy-notice, #fuzzy-list > li.candidate[data-stay-id] (data-testid
  *             "candidate-<stay id>") with button.confirm-btn 确认为该车辆 ("confirm-<stay id>")
- *     #visitor-dialog: #visitor-phone (手机号) #visitor-reason (原因) #visitor-submit
+ *     #visitor-dialog: #visitor-phone (手机号) #visitor-reason (原因) #visitor-submit, #visitor-error
  *     #abnormal-dialog: #abnormal-reason (开闸原因) #abnormal-note (备注) #abnormal-evidence
  *             (exits only) #capture-id-btn #abnormal-capture-scene, checkboxes
- *             input[data-testid=pick-id-<photo id>] / pick-scene-<photo id>, #abnormal-submit
+ *             input[data-testid=pick-id-<photo id>] / pick-scene-<photo id>, #abnormal-submit,
+ *             #abnormal-error (a refusal also shows inside the open dialog)
  */
 (function () {
   "use strict";
@@ -77,6 +80,11 @@
     var box = $("desk-error");
     box.textContent = text || "";
     box.hidden = !text;
+    Array.prototype.forEach.call(document.querySelectorAll(".dialog-error"), function (inner) {
+      var open = inner.closest("dialog").open;
+      inner.textContent = open ? text || "" : "";
+      inner.hidden = !(open && text);
+    });
     if (text) $("desk-message").hidden = true;
   }
 
@@ -465,6 +473,7 @@
   }
 
   function openDialog(id) {
+    showError("");
     var dialog = $(id);
     if (typeof dialog.showModal === "function") dialog.showModal();
     else dialog.setAttribute("open", "");
@@ -555,6 +564,51 @@
   $("capture-id-btn").addEventListener("click", function () { capture("id"); });
   $("abnormal-capture-scene").addEventListener("click", function () { capture("scene"); });
   $("capture-scene-btn").addEventListener("click", function () { capture("scene"); });
+
+  // --- 搜索车场: the lot cards -----------------------------------------------------------------
+
+  var lotTimer = null;
+  var lotQuery = "";
+
+  function renderLots(lots) {
+    var box = $("lot-results");
+    box.textContent = "";
+    lots.forEach(function (lot) {
+      var card = el("div", "lot-card");
+      card.dataset.lotId = lot.id;
+      card.setAttribute("data-testid", "lot-card-" + lot.id);
+      card.appendChild(el("h3", "", lot.name));
+      var dl = el("dl");
+      [[strings.free_spaces, String(lot.free_spaces)], [strings.visitors, lot.visitors_words],
+       [strings.fee_rule, lot.tariff_text], [strings.contact, lot.contact]].forEach(function (row) {
+        dl.appendChild(el("dt", "", row[0]));
+        dl.appendChild(el("dd", "", row[1]));
+      });
+      card.appendChild(dl);
+      box.appendChild(card);
+    });
+    if (!lots.length && lotQuery) box.appendChild(el("p", "muted", strings.no_lot));
+  }
+
+  function searchLots() {
+    var query = $("lot-search").value.trim();
+    lotQuery = query;
+    if (!query) { renderLots([]); return; }
+    fetch(root.dataset.lotsUrl + "?q=" + encodeURIComponent(query), {
+      credentials: "same-origin", headers: { "Accept": "application/json" }
+    }).then(function (r) { return r.json(); }).then(function (data) {
+      if (query === lotQuery) renderLots(data.lots || []);
+    }).catch(function () { showError(strings.error); });
+  }
+
+  $("lot-search").addEventListener("input", function () {
+    if (lotTimer) window.clearTimeout(lotTimer);
+    lotTimer = window.setTimeout(searchLots, 200);
+  });
+  $("lot-search-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    searchLots();
+  });
 
   // --- the socket -----------------------------------------------------------------------------
 
