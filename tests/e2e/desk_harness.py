@@ -21,13 +21,11 @@ call centre that posts events as a real one would, and the gate scenes of scenar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -605,13 +603,3 @@ def wait_until(check: Any, timeout: float = 10.0, what: str = "condition") -> An
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def closing(*things: Any) -> Iterator[None]:
-    """Close each of ``things`` at the end."""
-    try:
-        yield
-    finally:
-        for thing in things:
-            thing.close()

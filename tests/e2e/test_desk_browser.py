@@ -18,13 +18,16 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core import signing
+from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, expect
 
+from eppark.calls.cti import generic
 from eppark.calls.models import Call, CallDirection
 from eppark.console.models import AbnormalOpen, AgentAction, EvidenceKind
 from eppark.devices.models import Camera
@@ -38,7 +41,6 @@ from tests.e2e.desk_harness import (
     Robot,
     Sent,
     log_in,
-    wait_until,
 )
 
 pytestmark = [
@@ -564,10 +566,6 @@ def test_c6a_no_entry_record_the_agent_picks_one_of_six_similar_cars(desk: Desk)
 def test_outbound_the_agent_calls_a_held_up_gate_and_the_desk_opens_on_it(
     desk_context: BrowserContext, desk_server: DeskServer, scene: Gates, centre: CallCentre
 ) -> None:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     stand_in = CalloutStandIn()
     try:
         centre.row.callout_url = stand_in.url
@@ -590,8 +588,6 @@ def test_outbound_the_agent_calls_a_held_up_gate_and_the_desk_opens_on_it(
         robot = scene.robots["entry"]
         assert callout.body["number"] == robot.phone
         assert callout.body["seat"] == scene.seat
-        from eppark.calls.cti import generic
-
         assert callout.signature == generic.signature(centre.row.secret, callout.raw)
         dialled = Call.objects.get(direction=CallDirection.OUTBOUND)
         centre.event(
@@ -624,4 +620,3 @@ def open_gate_log_lists(desk: Desk, record: AbnormalOpen, note: str) -> None:
     expect(row).to_contain_text(desk.gates.gates[record.gate.direction].name)
     evidence = record.evidence.count()
     expect(row.locator("img")).to_have_count(evidence)
-    wait_until(lambda: True)
