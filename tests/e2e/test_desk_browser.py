@@ -391,12 +391,15 @@ def test_b5a_shared_spaces_full_the_car_comes_in_as_temp(desk: Desk) -> None:
 
 def test_b5b_shared_spaces_full_and_no_temp_the_group_is_shown(desk: Desk) -> None:
     desk.gates.give_pass("粤B53333", "粤B54444", spaces=1)
-    desk.gates.inside("粤B53333", entered_as="pass")
-    desk.car_at("entry", "粤B54444")
+    # the group's first car came in through this gate earlier: its entry photo is kept
+    assert desk.car_at("entry", "粤B53333").scenario == "entry.monthly_valid"
+    assert desk.car_at("entry", "粤B54444").scenario == "entry.shared_full"
     desk.ring("entry")
     desk.click("发送到显示屏")
     got = desk.robot_got("B5b")
-    assert [v["plate"] for v in got.last["display"]["vehicles"]] == ["粤B53333"]
+    [inside] = got.last["display"]["vehicles"]
+    assert inside["plate"] == "粤B53333"
+    assert inside["photo_url"]  # the group's car with its entry photo
     desk.done("B5b")
 
 
@@ -553,7 +556,7 @@ def test_c6a_no_entry_record_the_agent_picks_one_of_six_similar_cars(desk: Desk)
     expect(candidates).to_have_count(6)
     picked = Stay.objects.get(plate="粤B66668")
     desk.click("确认为该车辆", within=f"li.candidate[data-stay-id='{picked.pk}']")
-    expect(desk.page.locator("#veh-due")).not_to_be_empty()
+    expect(desk.page.locator("#veh-due")).to_contain_text("¥")  # the fee, from its entry
     desk.click("发送到显示屏")
     desk.done("C6a")
     picked.refresh_from_db()
