@@ -23,6 +23,7 @@ _VIEW_ALL = [
     "orders.view_order",
     "console.view_abnormalopen",
     "console.view_abnormalopenevidence",
+    "console.view_capturedphoto",
     "console.view_seat",
     "payments.view_notification",
     "payments.view_codepayment",

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from eppark.console import live
+from eppark.console import live, opens
 
 app_name = "console"
 urlpatterns = [
@@ -12,4 +12,5 @@ urlpatterns = [
     path("city.json", live.city_json, name="city_json"),
     path("congestion/", live.congestion_page, name="congestion"),
     path("congestion.json", live.congestion_json, name="congestion_json"),
+    path("opens/", opens.opens_page, name="opens"),  # 开闸列表
 ]

@@ -56,6 +56,9 @@ KINDS: dict[str, EvidenceKind] = {
             ("abnormal_open",),
             lambda evidence: evidence.abnormal_open.lot_id,
         ),
+        EvidenceKind(
+            "desk-photo", "console.CapturedPhoto", ("file",), (), lambda photo: photo.lot_id
+        ),
     )
 }
 

@@ -426,9 +426,10 @@ def _mark_seen(robots: dict[str, int], now: datetime) -> None:
             _seen[code] = clock
 
 
-ACTING_EVENTS = frozenset({"loop", "qr_scanned"})
+ACTING_EVENTS = frozenset({"loop", "qr_scanned", "id_photo"})
 """Events acted on one by one (a car backing away; a code shown to the scanner, which may pay
-what the waiting car owes: ``eppark.payments.codepay``); the others are only recorded."""
+what the waiting car owes: ``eppark.payments.codepay``; an ID photo, stored for the call at
+the robot: ``eppark.console.evidence``); the others are only recorded."""
 
 
 def apply_events(events: list[tuple[str, bytes]], now: datetime) -> None:
@@ -476,6 +477,10 @@ def _act_on(code: str, event: protocol.Event, now: datetime) -> RobotEvent | Non
     robot = Robot.objects.filter(code=code).first()
     if robot is None:
         return None
+    if isinstance(event.data, protocol.IdPhoto):
+        from eppark.console.evidence import receive_id_photo  # the desk's side of the gateway
+
+        return receive_id_photo(robot, event, now)
     data = event.data.to_dict()
     try:
         with transaction.atomic():

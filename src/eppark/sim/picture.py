@@ -1,4 +1,6 @@
-"""A real, decodable JPEG for simulated cameras: a car in front of a barrier (160×120).
+"""Real, decodable pictures for simulated devices: a car in front of a barrier (160×120
+JPEG, for plate cameras and the environment camera) and an ID card (PNG, for the robot's
+ID camera).
 
 Drawn once in a browser canvas and kept as bytes, so photos from ``eppark sim`` and
 ``eppark demo`` show in the back office and on the robot's screen instead of a
@@ -8,6 +10,9 @@ broken image.
 from __future__ import annotations
 
 import base64
+import struct
+import zlib
+from collections.abc import Callable
 from typing import Final
 
 CAR_JPEG: Final = base64.b64decode(
@@ -38,3 +43,50 @@ CAR_JPEG: Final = base64.b64decode(
     "jegwVYota8NTIVii1rw1MibRKbx954eVBVH1eXhs9vCzd4X02i8060yETzIm/Y+QAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAH//Z"
 )
+
+
+def png(width: int, height: int, pixel: Callable[[int, int], tuple[int, int, int]]) -> bytes:
+    """A truecolour PNG of ``width``×``height`` whose colour at (x, y) is ``pixel(x, y)``."""
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)  # filter: none
+        for x in range(width):
+            rows.extend(pixel(x, y))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(rows), 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def id_card_png(seed: int = 1) -> bytes:
+    """An ID card held up to the robot's ID camera (160×100 PNG): a portrait and text lines.
+
+    ``seed`` varies the card's tint and line lengths, so several photos differ.
+    """
+    tint = (180 + seed * 23 % 60, 205 + seed * 11 % 40, 235)
+    lines = [(24 + (seed * 7 + i * 13) % 50) for i in range(4)]
+
+    def pixel(x: int, y: int) -> tuple[int, int, int]:
+        if x < 6 or x >= 154 or y < 6 or y >= 94:
+            return (60, 60, 60)  # the hand-held card's dark surround
+        if 14 <= x < 52 and 16 <= y < 66:  # the portrait
+            head = (x - 33) ** 2 + (y - 34) ** 2 < 110
+            inside = head or (x - 33) ** 2 // 3 + (y - 66) ** 2 < 330
+            return (90, 70, 60) if inside else (230, 230, 230)
+        for index, length in enumerate(lines):
+            top = 20 + index * 14
+            if top <= y < top + 5 and 62 <= x < 62 + length + 30:
+                return (40, 40, 90)
+        if 76 <= y < 84 and 14 <= x < 146:  # the number line
+            return (120, 40, 40) if (x // 6) % 2 else tint
+        return tint
+
+    return png(160, 100, pixel)

@@ -48,6 +48,7 @@ from eppark.gateway.protocol import (
     send_at_once,
     topic,
 )
+from eppark.sim.picture import id_card_png
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -329,7 +330,9 @@ class SimRobot:
             return Ack(command.cmd_id, "done", now)
         if isinstance(args, CaptureId):
             for index in range(1, args.count + 1):
-                photo = IdPhoto(SAMPLE_ID_PHOTO, "image/jpeg", cmd_id=command.cmd_id, index=index)
+                # a picture of an ID card (PNG), a little different each time
+                card = id_card_png(index + len(self.executed))
+                photo = IdPhoto(card, "image/png", cmd_id=command.cmd_id, index=index)
                 self._queue_event(photo)
             return Ack(command.cmd_id, "done", now)
         if isinstance(args, ResendAcks):

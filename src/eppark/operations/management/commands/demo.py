@@ -31,6 +31,7 @@ from eppark.passes.models import MonthlyPass
 from eppark.provisioning.demo_city import AN_AGENT, DEMO_CALL_PORT, demo_call_centre
 from eppark.sim.callcentre import SimCallCentre, signed_in_seats
 from eppark.sim.drivers import Drivers, keep_books
+from eppark.sim.ezviz import demo_platform
 from eppark.sim.robot import SimRobot
 from eppark.sim.traffic import Traffic
 
@@ -95,7 +96,10 @@ class Command(BaseCommand):
         if options["no_serve"]:
             return
         out.write("Serving with simulated robots and traffic; press Ctrl+C to stop.")
-        with contextlib.suppress(KeyboardInterrupt):
+        # the environment cameras' snapshots come from a stand-in Ezviz platform (sim/ezviz.py)
+        with contextlib.suppress(KeyboardInterrupt), demo_platform() as ezviz:
+            if ezviz is not None:
+                out.write(f"Ezviz:        {ezviz.base_url} (stand-in for the environment cameras)")
             passwords = demo_robot_passwords()
             asyncio.run(
                 _run(options["host"], options["port"], options["interval"], log_path, passwords)
