@@ -590,4 +590,4 @@ def test_lot_search_on_the_home(world: dict[str, Any]) -> None:
     # only the lots the agent serves; other staff are refused
     assert client.get(url, {"q": "福田"}).json()["lots"] == []
     assert client_for(world["operator"]).get(url, {"q": "彩科"}).status_code == 403
-    assert "搜索车场" in client.get("/console/").content.decode()
+    assert 'id="lot-search"' in client.get("/console/").content.decode()
