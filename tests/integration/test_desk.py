@@ -591,3 +591,16 @@ def test_lot_search_on_the_home(world: dict[str, Any]) -> None:
     assert client.get(url, {"q": "福田"}).json()["lots"] == []
     assert client_for(world["operator"]).get(url, {"q": "彩科"}).status_code == 403
     assert 'id="lot-search"' in client.get("/console/").content.decode()
+
+
+def test_asking_the_robot_for_id_photos(world: dict[str, Any]) -> None:
+    call = a_call(world, "exit", "粤B11111", world["agent"])
+    client = client_for(world["agent"])
+    asked = post(client, "desk_capture_id", call, count=2)
+    assert asked.status_code == 200, asked.content
+    command = Command.objects.get(robot=world["a"].robot, cmd="capture_id")
+    assert command.args == {"count": 2}
+    assert post(client, "desk_capture_id", call, count=9).status_code == 400
+    assert post(client, "desk_capture_id", call, count="x").status_code == 400
+    assert post(client_for(world["other"]), "desk_capture_id", call).status_code == 403
+    assert Command.objects.filter(cmd="capture_id").count() == 1
