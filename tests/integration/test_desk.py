@@ -604,3 +604,43 @@ def test_asking_the_robot_for_id_photos(world: dict[str, Any]) -> None:
     assert post(client, "desk_capture_id", call, count="x").status_code == 400
     assert post(client_for(world["other"]), "desk_capture_id", call).status_code == 403
     assert Command.objects.filter(cmd="capture_id").count() == 1
+
+
+CALL_ENDPOINTS = {
+    "desk_take": {},
+    "desk_query": {"plate": "粤B11111"},
+    "desk_open": {},
+    "desk_send_to_display": {},
+    "desk_quick_pay": {},
+    "desk_visitor_release": {"phone": "13800000000", "reason": "业主客人"},
+    "desk_abnormal_open": {"reason": "special_vehicle", "note": "警车"},
+    "desk_confirm_vehicle": {"stay": 1},
+    "desk_capture_id": {},
+    "desk_capture_scene": {},
+    "desk_close": {},
+}
+
+
+def test_every_call_endpoint_is_authorised(world: dict[str, Any]) -> None:
+    call = a_call(world, "entry", STRANGER, world["agent"])
+    seatless = staff("kf-noseat", Role.AGENT, [world["a"].lot])
+    Seat.objects.filter(agent=seatless).delete()
+    held_without_seat = a_call(world, "entry", STRANGER, seatless)
+    for name, body in CALL_ENDPOINTS.items():
+        for who in ("agent_b", "other", "operator"):  # another lot, another agent's call, no agent
+            answer = post(client_for(world[who]), name, call, **body)
+            assert answer.status_code == 403, (name, who, answer.content)
+            assert answer.json()["error"]
+        if name != "desk_close":  # ending a case needs no seat
+            no_seat = post(client_for(seatless), name, held_without_seat, **body)
+            assert no_seat.status_code == 403, (name, no_seat.content)
+        strict = client_for(world["agent"], csrf=True)
+        assert post(strict, name, call, **body).status_code == 403, name
+        assert (
+            client_for(world["agent"]).get(reverse(f"console:{name}", args=[call.pk])).status_code
+            == 405
+        )
+    call.refresh_from_db()
+    assert call.plate == STRANGER
+    assert call.closed_at is None
+    assert not AgentAction.objects.filter(call=call).exists()
