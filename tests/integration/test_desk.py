@@ -606,7 +606,7 @@ def test_asking_the_robot_for_id_photos(world: dict[str, Any]) -> None:
     assert Command.objects.filter(cmd="capture_id").count() == 1
 
 
-CALL_ENDPOINTS = {
+CALL_ENDPOINTS: dict[str, dict[str, Any]] = {
     "desk_take": {},
     "desk_query": {"plate": "粤B11111"},
     "desk_open": {},
