@@ -15,6 +15,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
@@ -170,6 +171,10 @@ def test_desk_page_is_for_agents(world: dict[str, Any]) -> None:
         assert label in html
     assert 'id="desk-hello"' in html
     assert "desk.js" in html
+
+    english = client_for(world["agent"])
+    english.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    assert "Plate number" in english.get("/console/").content.decode()
 
     refused = client_for(world["operator"]).get("/console/")
     assert refused.status_code == 403
