@@ -24,7 +24,7 @@ from eppark.devices.keys import key_digest, key_hint
 from eppark.devices.models import Command, Robot
 from eppark.lots.models import Lot
 from eppark.records.errors import Refused
-from eppark.stays.models import GateVisit, Stay
+from eppark.stays.models import Stay
 from tests.integration.factories import staff
 from tests.integration.test_gate_loop import Site
 
