@@ -217,7 +217,10 @@ def call_centre(key: str = "k-cti-test-0001", **fields: Any) -> Any:
 
 
 def call_records(world: LotWorld, agent: User, phone: str, now: datetime) -> None:
-    """A call from the lot's robot (``phone``) answered by its agent, and its events."""
+    """A call from the lot's robot (``phone``) that its agent answered and closed, and its events.
+
+    Closed: a test of the desk finds no open call at the robot unless it makes one.
+    """
     from eppark.calls.models import Call, CallEvent
 
     centre = call_centre()
@@ -225,7 +228,7 @@ def call_records(world: LotWorld, agent: User, phone: str, now: datetime) -> Non
         centre=centre,
         call_id=f"call-{world.lot.code}",
         direction="inbound",
-        state="answered",
+        state="ended",
         caller=phone,
         callee="4008001234",
         seat=agent.seat.number,
@@ -234,10 +237,13 @@ def call_records(world: LotWorld, agent: User, phone: str, now: datetime) -> Non
         lot=world.lot,
         gate=world.exit,
         plate=world.stay.plate,
-        started_at=now,
-        answered_at=now,
+        started_at=now - timedelta(minutes=5),
+        answered_at=now - timedelta(minutes=5),
+        ended_at=now - timedelta(minutes=4),
+        closed_at=now - timedelta(minutes=4),
+        closed_by=agent,
     )
-    for event in ("ringing", "answered"):
+    for event in ("ringing", "answered", "hangup"):
         CallEvent.objects.create(
             centre=centre,
             call=call,

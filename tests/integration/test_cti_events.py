@@ -300,6 +300,11 @@ def test_repeated_events_change_nothing(world: World) -> None:
     assert post_tinet(world, tinet_params("ringing", seat)).status_code == 200
     assert post_tinet(world, tinet_params("ringing", seat)).status_code == 200
     assert Call.objects.filter(centre=world.tinet).count() == 1
+    before = state()
+    outbound = tinet_params("ringing", seat, call_id="t-9", callType="outbound")
+    response = post_tinet(world, outbound)  # a callout's ringing: acknowledged, nothing kept
+    assert (response.status_code, response.json()["ok"]) == (200, True)
+    assert state() == before
 
 
 def test_outbound_connected_opens_the_dialling_callout(world: World) -> None:

@@ -110,7 +110,8 @@ def test_a_call_button_rings_at_the_seat_and_is_answered(
     loop.run(robot.press_call_button())
     wait_until(lambda: Call.objects.filter(state=CallState.ANSWERED).exists())
     loop.run(robot.press_call_button())  # pressed again while talking: no second call
-    wait_until(lambda: Call.objects.filter(state=CallState.ENDED).exists())
+    wait_until(lambda: len(centre.posted) == 3)  # the hangup's answer is in
+    assert Call.objects.get().state == CallState.ENDED
     call = Call.objects.get()
     assert (call.caller, call.callee, call.seat) == (PHONE, "4008001234", seat)
     assert (call.robot_id, call.gate, call.agent) == (world.robot.pk, world.exit, agent)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from eppark.calls.cti import tinet
-from eppark.calls.cti.events import BadEvent, BadSignature, EventKind
+from eppark.calls.cti.events import BadEvent, BadSignature, EventKind, Ignored
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tinet"
 NOW = datetime(2026, 12, 1, 10, 0, 10, tzinfo=UTC)
@@ -60,6 +60,14 @@ def test_outbound_answer_is_outbound_connected_with_the_robot_as_callee() -> Non
     assert event.callee == "14400000001"  # the customer's side: the robot dialled
     assert event.caller == "075586001234"
     assert event.request_id == "8f14e45fceea167a5a36dedd4bea2543"
+
+
+def test_an_outbound_calls_ringing_is_ignored() -> None:
+    query = {**as_query("outbound.query"), "event": "ringing"}
+    with pytest.raises(Ignored):
+        tinet.read(b"", {}, query, "", now=NOW)
+    hangup = tinet.read(b"", {}, {**query, "event": "hangup"}, "", now=NOW)
+    assert hangup.event is EventKind.HANGUP
 
 
 def test_json_body_and_names_in_any_case() -> None:

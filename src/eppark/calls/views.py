@@ -2,7 +2,9 @@
 
 A wrong provider or key: 404 and nothing changes. A missing or wrong signature
 (when the integration has a secret): 401. A bad payload: 400 naming the field.
-Otherwise 200 ``{"ok": true}``; an event sent again changes nothing.
+Otherwise 200 ``{"ok": true}``; an event sent again changes nothing, and a genuine
+push about nothing EP Park follows (TiNet: a callout's ringing) is answered 200
+``{"ok": true, "ignored": …}`` and changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from eppark.calls import routing
 from eppark.calls.cti import READERS
-from eppark.calls.cti.events import BadEvent, BadSignature
+from eppark.calls.cti.events import BadEvent, BadSignature, Ignored
 from eppark.calls.models import CallCentre
 from eppark.devices.keys import key_digest
 
@@ -66,6 +68,8 @@ def cti_event(request: HttpRequest, provider: str, key: str) -> HttpResponse:
         return _refuse(401, str(error))
     except BadEvent as error:
         return _refuse(400, str(error))
+    except Ignored as error:  # genuine, but about nothing we follow: nothing changes
+        return JsonResponse({"ok": True, "ignored": str(error)})
     payload = {"query": query, "body": body.decode("utf-8", "replace")[:4000]}
     routing.receive(centre, event, payload, timezone.now())
     return JsonResponse({"ok": True})

@@ -20,6 +20,11 @@ class BadEvent(ValueError):
     """A push that is not a call event this provider sends (the message names the field)."""
 
 
+class Ignored(Exception):
+    """A genuine push about nothing EP Park follows (a callout's ringing): answered 200, kept
+    nowhere."""
+
+
 class BadSignature(Exception):
     """A push whose signature is missing or wrong."""
 

@@ -13,7 +13,9 @@ much we do not use). Event words go through ``EVENTS`` the same way.
 In Clink's words ``customerNumber`` is the customer's side of a call and the
 hotline (``hotline``, ``numberTrunk``) ours: on an inbound call the customer
 (a robot's SIM) is the caller; on an outbound call it is the callee, so an
-``outbound_connected`` event swaps them.
+``outbound_connected`` event swaps them. An ``answered`` whose ``callType`` says
+outbound is the callout connecting; a ``ringing`` of an outbound call (the robot's
+SIM ringing) is no call of its own: it is acknowledged and ignored (``Ignored``).
 
 The signature. The push's exact signing is not public either. The reading
 chosen here is the scheme of TiNet's OpenAPI v2, which the project also uses for
@@ -49,6 +51,7 @@ from eppark.calls.cti.events import (
     BadSignature,
     CtiEvent,
     EventKind,
+    Ignored,
     clean_call_id,
     clean_number,
     clean_seat,
@@ -284,8 +287,11 @@ def parse(body: bytes, content_type: str, query: Mapping[str, str], now: datetim
     if not word:
         raise BadEvent("event: required (event, type or callType)")
     kind = event_kind(word)
-    if kind is EventKind.ANSWERED and _says_outbound(params):
-        kind = EventKind.OUTBOUND_CONNECTED  # event=answered with callType=outbound
+    if _says_outbound(params) and kind is not EventKind.OUTBOUND_CONNECTED:
+        if kind is EventKind.ANSWERED:
+            kind = EventKind.OUTBOUND_CONNECTED  # event=answered with callType=outbound
+        elif kind is EventKind.RINGING:  # the robot's SIM ringing for a callout: not a call
+            raise Ignored("an outbound call's ringing")
     customer = clean_number(pick(params, "caller"), "caller")
     hotline = clean_number(pick(params, "callee"), "callee")
     caller, callee = (
