@@ -15,6 +15,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
@@ -170,6 +171,10 @@ def test_desk_page_is_for_agents(world: dict[str, Any]) -> None:
         assert label in html
     assert 'id="desk-hello"' in html
     assert "desk.js" in html
+
+    english = client_for(world["agent"])
+    english.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    assert "Plate number" in english.get("/console/").content.decode()
 
     refused = client_for(world["operator"]).get("/console/")
     assert refused.status_code == 403
@@ -590,4 +595,57 @@ def test_lot_search_on_the_home(world: dict[str, Any]) -> None:
     # only the lots the agent serves; other staff are refused
     assert client.get(url, {"q": "福田"}).json()["lots"] == []
     assert client_for(world["operator"]).get(url, {"q": "彩科"}).status_code == 403
-    assert "搜索车场" in client.get("/console/").content.decode()
+    assert 'id="lot-search"' in client.get("/console/").content.decode()
+
+
+def test_asking_the_robot_for_id_photos(world: dict[str, Any]) -> None:
+    call = a_call(world, "exit", "粤B11111", world["agent"])
+    client = client_for(world["agent"])
+    asked = post(client, "desk_capture_id", call, count=2)
+    assert asked.status_code == 200, asked.content
+    command = Command.objects.get(robot=world["a"].robot, cmd="capture_id")
+    assert command.args == {"count": 2}
+    assert post(client, "desk_capture_id", call, count=9).status_code == 400
+    assert post(client, "desk_capture_id", call, count="x").status_code == 400
+    assert post(client_for(world["other"]), "desk_capture_id", call).status_code == 403
+    assert Command.objects.filter(cmd="capture_id").count() == 1
+
+
+CALL_ENDPOINTS: dict[str, dict[str, Any]] = {
+    "desk_take": {},
+    "desk_query": {"plate": "粤B11111"},
+    "desk_open": {},
+    "desk_send_to_display": {},
+    "desk_quick_pay": {},
+    "desk_visitor_release": {"phone": "13800000000", "reason": "业主客人"},
+    "desk_abnormal_open": {"reason": "special_vehicle", "note": "警车"},
+    "desk_confirm_vehicle": {"stay": 1},
+    "desk_capture_id": {},
+    "desk_capture_scene": {},
+    "desk_close": {},
+}
+
+
+def test_every_call_endpoint_is_authorised(world: dict[str, Any]) -> None:
+    call = a_call(world, "entry", STRANGER, world["agent"])
+    seatless = staff("kf-noseat", Role.AGENT, [world["a"].lot])
+    Seat.objects.filter(agent=seatless).delete()
+    held_without_seat = a_call(world, "entry", STRANGER, seatless)
+    for name, body in CALL_ENDPOINTS.items():
+        for who in ("agent_b", "other", "operator"):  # another lot, another agent's call, no agent
+            answer = post(client_for(world[who]), name, call, **body)
+            assert answer.status_code == 403, (name, who, answer.content)
+            assert answer.json()["error"]
+        if name != "desk_close":  # ending a case needs no seat
+            no_seat = post(client_for(seatless), name, held_without_seat, **body)
+            assert no_seat.status_code == 403, (name, no_seat.content)
+        strict = client_for(world["agent"], csrf=True)
+        assert post(strict, name, call, **body).status_code == 403, name
+        assert (
+            client_for(world["agent"]).get(reverse(f"console:{name}", args=[call.pk])).status_code
+            == 405
+        )
+    call.refresh_from_db()
+    assert call.plate == STRANGER
+    assert call.closed_at is None
+    assert not AgentAction.objects.filter(call=call).exists()

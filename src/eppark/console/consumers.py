@@ -68,7 +68,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self._join(group)
         hello = await self._run(desk_state.desk_hello, user)
         for call in hello["calls"]:
-            self.shown[call["id"]] = json.dumps(call, sort_keys=True)
+            self.shown[call["id"]] = _fingerprint(call)
             await self._watch(call)
         self.last_board = _board_key(hello["board"])
         await self.send_json(hello)
@@ -127,7 +127,7 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         unknown = pk not in self.shown
         if unknown and (not state["open"] or (not overview["mine"] and overview["taken_by"])):
             return
-        text = json.dumps(state, sort_keys=True)
+        text = _fingerprint(state)
         if self.shown.get(pk) == text:
             return
         if state["open"]:
@@ -174,6 +174,11 @@ class DeskConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 raise
             except Exception:  # the page still has the last list; try again next time
                 continue
+
+
+def _fingerprint(state: dict[str, Any]) -> str:
+    """A call's state without its read time: equal when nothing the page shows changed."""
+    return json.dumps({k: v for k, v in state.items() if k != "stamp"}, sort_keys=True)
 
 
 def _board_key(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -337,6 +338,9 @@ def call_state(call: Call, user: Any, now: datetime | None = None) -> dict[str, 
     acting = _may_act(call, user)
     state: dict[str, Any] = {
         "id": call.pk,
+        # when this state was read (µs): the page keeps the newest of an HTTP answer and a
+        # push that cross on the way
+        "stamp": time.time_ns() // 1000,
         "overview": _overview(call, user),
         "open": call.closed_at is None,
         "closed": call.closed_at is not None,

@@ -330,6 +330,12 @@ def _capture(name: str) -> Callable[[Call, Any, dict[str, Any]], Any]:
         func = desk_state._optional("eppark.console.evidence", name)
         if func is None:
             raise Refused(pgettext("agent desk", "Taking photos is not available yet."))
+        if name == "capture_id" and data.get("count") not in (None, ""):
+            try:
+                count = int(_text(data, "count"))
+            except ValueError as exc:
+                raise Refused(pgettext("agent desk", "Ask for 1 to 4 ID photos.")) from exc
+            return func(call, user, count)
         return func(call, user)
 
     return run

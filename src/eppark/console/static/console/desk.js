@@ -41,6 +41,7 @@
   var statusBox = document.getElementById("live-status");
 
   var calls = {}; // id -> state
+  var gone = {}; // id -> stamp of the state that took a call off the desk
   var order = []; // ids, newest first
   var selected = null; // call id or null (home)
   var board = [];
@@ -129,7 +130,12 @@
   function upsert(state) {
     var id = state.id;
     var known = Object.prototype.hasOwnProperty.call(calls, id);
+    var stamp = state.stamp || 0;
+    // an HTTP answer and a push can cross on the way: keep the newer read
+    if (known && stamp < (calls[id].stamp || 0)) return;
+    if (!known && gone[id] && stamp <= gone[id]) return;
     if (!state.open) {
+      gone[id] = stamp;
       delete calls[id];
       order = order.filter(function (x) { return x !== id; });
       if (selected === id) selected = null;
