@@ -404,3 +404,12 @@ def test_an_agent_without_a_seat_or_of_another_role_cannot_act() -> None:
     with pytest.raises(cases.Forbidden):
         cases.open_gate(call, agent)
     assert desk.opens("entry") == 0
+
+
+def test_a_hangup_for_a_call_never_seen_is_recorded_but_pops_nowhere() -> None:
+    desk = Desk()
+    assert desk.event("hangup", "never-rang", PHONES["entry"]).status_code == 200
+    call = Call.objects.get(call_id="never-rang")
+    assert call.state == CallState.ENDED
+    assert call.agent_id is None
+    assert cases.open_calls(desk.agent) == []

@@ -78,6 +78,8 @@ def _apply(centre: CallCentre, event: CtiEvent, now: datetime) -> Call:
     call = Call.objects.select_for_update().filter(centre=centre, call_id=event.call_id).first()
     if call is None:
         call = _new_inbound(centre, event, now)
+        if event.event is EventKind.HANGUP:  # a call we never saw ring: on record, on no desk
+            call.agent = None
     if event.event is EventKind.ANSWERED and call.state in (CallState.RINGING, CallState.DIALING):
         call.state, call.answered_at = CallState.ANSWERED, event.at
         answering = agent_of(event.seat) if event.seat else None

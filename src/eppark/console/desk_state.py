@@ -187,12 +187,19 @@ def _scene(call: Call, situation: cases.Situation | None) -> dict[str, Any]:
     return {
         "gate_photo": gate_photo,
         "car_photo": car_photo,
-        "car_photo_words": pgettext("agent desk", "entry photo")
-        if car_photo != gate_photo
-        else pgettext("agent desk", "gate photo"),
+        "car_photo_words": _car_photo_words(call, car_photo != gate_photo),
         "environment": environment,
         "screen": live.robot_state(robot) if robot is not None else None,
     }
+
+
+def _car_photo_words(call: Call, from_entry: bool) -> str:
+    """The waiting car's photo: its entry photo at an exit, else the pre-entry/pre-exit read."""
+    if from_entry:
+        return pgettext("agent desk", "entry photo")
+    if call.gate is not None and call.gate.direction == Direction.EXIT:
+        return pgettext("agent desk", "pre-exit photo")
+    return pgettext("agent desk", "pre-entry photo")
 
 
 def _exit_stay(call: Call, situation: cases.Situation | None) -> Stay | None:
