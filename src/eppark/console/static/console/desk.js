@@ -531,6 +531,13 @@
         $("abnormal-scene-photos").textContent = "";
         renderPicks(state);
         openDialog("abnormal-dialog");
+        // an exit needs evidence (C3b): ask the robot for the ID and the environment camera
+        // for a snapshot at once, unless this call has them already; more on request
+        var gate = state.overview.gate;
+        if (gate && gate.direction === "exit") {
+          if (!(state.photos.id || []).length) capture("id");
+          if (!(state.photos.scene || []).length) capture("scene");
+        }
       } else {
         post(callUrl(state.id, action), {});
       }
