@@ -12,10 +12,7 @@ check the viewer's lot when opened.
 
 from __future__ import annotations
 
-import importlib
-import math
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +22,7 @@ from django.utils.translation import pgettext
 
 from eppark.accounts.scoping import lot_ids, may_act_on_lot
 from eppark.calls.models import Call, CallDirection, CallState
-from eppark.console import cases, live
+from eppark.console import cases, evidence, live
 from eppark.console.models import CapturedPhoto, EvidenceKind
 from eppark.domain import desk
 from eppark.domain.decide import Direction, PassStatus
@@ -61,15 +58,6 @@ def staff_url(record: Any, field: str) -> str | None:
     if kind is None:
         return None
     return evidence_links.staff_path(kind, record.pk, field)
-
-
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """A function another part of the desk may provide (evidence capture, callouts)."""
-    try:
-        found = getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
-    return found if callable(found) else None
 
 
 # --- words ---------------------------------------------------------------------------------------
@@ -212,10 +200,9 @@ def _exit_stay(call: Call, situation: cases.Situation | None) -> Stay | None:
 
 def _environment(call: Call) -> dict[str, Any] | None:
     """The environment camera's latest snapshot at the call's gate (else of this call)."""
-    latest = _optional("eppark.console.evidence", "latest_scene")
     photo: CapturedPhoto | None = None
-    if latest is not None and call.gate is not None:
-        photo = latest(call.gate)
+    if call.gate is not None:
+        photo = evidence.latest_scene(call.gate)
     if photo is None:
         photo = (
             CapturedPhoto.objects.filter(call=call, kind=EvidenceKind.SCENE)
@@ -257,7 +244,7 @@ def _vehicle(call: Call, here: cases.Situation, now: datetime) -> dict[str, Any]
     expired_by = ""
     if monthly is not None and now > monthly.valid_until:
         over = now - monthly.valid_until
-        expired_days = max(1, math.ceil(over.total_seconds() / 86400))
+        expired_days = max(1, over.days)  # whole days, as "expired_by" counts them
         expired_by = duration_words(over)
     stay_view = assessment.situation.stay
     stay: dict[str, Any] | None = None

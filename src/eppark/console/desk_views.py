@@ -31,7 +31,7 @@ from django.views.decorators.http import require_GET, require_POST
 from eppark.accounts.scoping import may_act_on_lot, restrict
 from eppark.calls import callout
 from eppark.calls.models import Call
-from eppark.console import cases, desk_state
+from eppark.console import cases, desk_state, evidence
 from eppark.console.models import AgentAction, DeskAction, Seat
 from eppark.domain import desk
 from eppark.lots.models import Gate, Lot
@@ -327,16 +327,15 @@ abnormal_open = _action(_abnormal)
 
 def _capture(name: str) -> Callable[[Call, Any, dict[str, Any]], Any]:
     def run(call: Call, user: Any, data: dict[str, Any]) -> Any:
-        func = desk_state._optional("eppark.console.evidence", name)
-        if func is None:
-            raise Refused(pgettext("agent desk", "Taking photos is not available yet."))
-        if name == "capture_id" and data.get("count") not in (None, ""):
+        if name == "capture_scene":
+            return evidence.capture_scene(call, user)
+        if data.get("count") not in (None, ""):
             try:
                 count = int(_text(data, "count"))
             except ValueError as exc:
                 raise Refused(pgettext("agent desk", "Ask for 1 to 4 ID photos.")) from exc
-            return func(call, user, count)
-        return func(call, user)
+            return evidence.capture_id(call, user, count)
+        return evidence.capture_id(call, user)
 
     return run
 
