@@ -148,6 +148,7 @@
     if (before && before.overview.state === "dialing" && state.overview.state !== "dialing" &&
         state.overview.mine && state.overview.state !== "failed") {
       selected = id; // my callout connected: the desk opens on that gate
+      showMessage(""); // "calling…" is over
     } else if (before && !before.overview.mine && state.overview.mine && selected === null) {
       selected = id; // I took it
     }
@@ -275,7 +276,15 @@
     } else if (d.kind === "vehicles") {
       var list = el("ul", "mirror-vehicles");
       (d.vehicles || []).forEach(function (v) {
-        list.appendChild(el("li", "plate", v.plate || strings.unplated));
+        var item = el("li", "plate", v.plate || strings.unplated);
+        var photo = safeUrl(v.photo_url);
+        if (photo) {
+          var img = el("img", "mirror-vehicle-photo");
+          img.src = photo; // the car's entry photo, through the lot-checked staff link
+          img.alt = v.plate || "";
+          item.insertBefore(img, item.firstChild);
+        }
+        list.appendChild(item);
       });
       display.appendChild(list);
     }
