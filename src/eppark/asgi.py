@@ -13,6 +13,5 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set
 from eppark.console.routing import websocket_application  # noqa: E402
 from eppark.devices.ingress import DeviceIngress  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {"http": DeviceIngress(django_application), "websocket": websocket_application}
-)
+device_ingress = DeviceIngress(django_application)  # HTTP: camera pushes, then Django
+application = ProtocolTypeRouter({"http": device_ingress, "websocket": websocket_application})

@@ -1,4 +1,4 @@
-"""The device ingress (``eppark.asgi.application``) driven as a raw ASGI app.
+"""The device ingress (``eppark.asgi.device_ingress``) driven as a raw ASGI app.
 
 Each request is one ASGI ``http`` scope built here and run through ``async_to_sync``
 (so what Django runs thread-sensitively stays in the test's thread). The ingress
@@ -23,7 +23,8 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
-from eppark.asgi import application, django_application
+from eppark.asgi import device_ingress as application
+from eppark.asgi import django_application
 from eppark.devices.ingress import DeviceIngress
 from eppark.devices.lpr.events import HttpPush
 from eppark.devices.models import Command, PlateRead
@@ -147,7 +148,7 @@ def built_ingress() -> Iterator[DeviceIngress]:
 
 @pytest.fixture
 def ingress(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[DeviceIngress]:
-    """``eppark.asgi.application`` (media files in a temporary folder), on a worker of ours."""
+    """``eppark.asgi.device_ingress`` (media files in a temporary folder), on a worker of ours."""
     pool = _own_workers(application, monkeypatch)
     try:
         yield application

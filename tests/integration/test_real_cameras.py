@@ -16,7 +16,8 @@ from django.test import Client
 from django.utils import timezone
 
 from eppark.accounts.models import Role
-from eppark.asgi import application, django_application
+from eppark.asgi import device_ingress as application
+from eppark.asgi import django_application
 from eppark.devices import alarms
 from eppark.devices.ingress import DeviceIngress
 from eppark.devices.lpr.events import HttpPush
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def ingress(monkeypatch: pytest.MonkeyPatch) -> Iterator[DeviceIngress]:
-    """The served ASGI app (``eppark.asgi.application``) on a worker thread of the test's."""
+    """The served ASGI app (``eppark.asgi.device_ingress``) on a worker thread of the test's."""
     pool = _own_workers(application, monkeypatch)
     try:
         yield application

@@ -75,7 +75,7 @@ def test_production_https_settings_from_the_environment(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == (
         "True True True 600 ('HTTP_X_FORWARDED_PROTO', 'https') "
-        "['https://park.example.com'] ['^devices/']"
+        "['https://park.example.com'] ['^devices/', '^cti/']"
     )
 
 
