@@ -20,10 +20,12 @@ demo: $(STAMP)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/eppark
 
 # Unit and integration tests on SQLite (the demo default), then the
-# integration tests again on PostgreSQL (production).
+# integration tests again on PostgreSQL (production); each pass on TEST_WORKERS
+# processes (pytest-xdist; PostgreSQL gets one test database per worker).
+TEST_WORKERS ?= 2
 test: $(STAMP) lint typecheck services
-	$(PY) -m pytest -q tests
-	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q -n $(TEST_WORKERS) tests/integration
 
 services:
 	@tools/ensure-services
