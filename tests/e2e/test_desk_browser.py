@@ -195,7 +195,7 @@ class Desk:
 
     def fill(self, label: str, value: str) -> None:
         """Type into the field labelled ``label`` (not counted: typing is not a click)."""
-        self.page.get_by_label(label, exact=True).fill(value)
+        self.page.get_by_label(label).fill(value)  # as a person reads it: no exact match needed
 
     def query(self, plate: str) -> None:
         """Correct the plate (车牌号) and 查询."""
@@ -349,7 +349,7 @@ def test_b3b_a_special_vehicle_is_let_in_by_an_abnormal_open_and_logged(desk: De
     desk.click("异常开闸", posts=False)
     dialog = "#abnormal-dialog"
     expect(desk.page.locator(dialog)).to_be_visible()
-    desk.page.get_by_label("开闸原因", exact=True).select_option(label="特殊车辆")
+    desk.page.get_by_label("开闸原因").select_option(label="特殊车辆")
     desk.fill("备注", "警车粤B99110，王警官进出")
     desk.click("异常开闸", within=dialog)
     expect(desk.page.locator(dialog)).to_be_hidden()
@@ -483,7 +483,7 @@ def test_c3b_a_special_vehicle_leaves_by_an_abnormal_open_with_evidence(
         desk.click("异常开闸", posts=False)
         dialog = "#abnormal-dialog"
         expect(desk.page.locator("#abnormal-evidence")).to_be_visible()
-        desk.page.get_by_label("开闸原因", exact=True).select_option(label="特殊车辆")
+        desk.page.get_by_label("开闸原因").select_option(label="特殊车辆")
         desk.fill("备注", "救护车粤B31313出场")
         # opening the form at an exit asks the robot for the ID and the camera for a snapshot
         expect(desk.page.locator("#abnormal-id-photos input[type=checkbox]")).to_have_count(1)

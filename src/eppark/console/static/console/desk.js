@@ -48,7 +48,28 @@
   var boardBase = 0; // Date.now() when the board arrived
   var seat = hello.seat || "";
 
-  function $(id) { return document.getElementById(id); }
+  // A closed dialog's form is kept out of the page, so the only fields a label finds are
+  // the open dialog's (访客登记放行's 原因 and 异常开闸's 开闸原因 never both answer to 原因).
+  var parked = {}; // dialog id -> its form while the dialog is closed
+
+  function $(id) {
+    var found = document.getElementById(id);
+    if (found) return found;
+    for (var key in parked) {
+      if (parked[key].id === id) return parked[key];
+      var inner = parked[key].querySelector("#" + id);
+      if (inner) return inner;
+    }
+    return null;
+  }
+
+  function park(dialog) {
+    var form = dialog.querySelector("form");
+    if (form) {
+      parked[dialog.id] = form;
+      dialog.removeChild(form);
+    }
+  }
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -490,6 +511,10 @@
   function openDialog(id) {
     showError("");
     var dialog = $(id);
+    if (parked[id]) {
+      dialog.appendChild(parked[id]);
+      delete parked[id];
+    }
     if (typeof dialog.showModal === "function") dialog.showModal();
     else dialog.setAttribute("open", "");
   }
@@ -498,7 +523,12 @@
     var dialog = $(id);
     if (typeof dialog.close === "function" && dialog.open) dialog.close();
     else dialog.removeAttribute("open");
+    if (!parked[id]) park(dialog);
   }
+
+  Array.prototype.forEach.call(document.querySelectorAll("dialog"), function (dialog) {
+    dialog.addEventListener("close", function () { if (!parked[dialog.id]) park(dialog); });
+  });
 
   // --- wiring ---------------------------------------------------------------------------------
 
@@ -676,6 +706,7 @@
     };
   }
 
+  Array.prototype.forEach.call(document.querySelectorAll("dialog"), park);
   loadHello(hello);
   root.dataset.connected = "0";
   connect();
