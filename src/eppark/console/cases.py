@@ -138,7 +138,9 @@ def snapshot(call: Call, now: datetime) -> dict[str, Any]:
     return out
 
 
-def _locked(call: Call) -> Call:
+def locked(call: Call) -> Call:
+    """The call, locked for the action's transaction (its own row only: PostgreSQL locks no
+    row on the nullable side of an outer join)."""
     return (
         Call.objects.select_for_update(of=("self",))
         .select_related("gate__lot", "robot", "agent")
@@ -146,7 +148,7 @@ def _locked(call: Call) -> Call:
     )
 
 
-def _audit(
+def audit(
     call: Call,
     user: Any,
     action: str,
@@ -228,7 +230,7 @@ def take(call: Call, user: Any) -> Call:
         raise Forbidden(_("Bind a seat number first."))
     now = timezone.now()
     with transaction.atomic():
-        call = _locked(call)
+        call = locked(call)
         if not may_see(user, call):
             raise Forbidden(_("You do not serve this lot."))
         if call.agent_id not in (None, user.pk):
@@ -238,7 +240,7 @@ def take(call: Call, user: Any) -> Call:
             call.agent = user
             call.save(update_fields=["agent"])
             if call.lot_id is not None:
-                _audit(call, user, DeskAction.TAKE, before, now)
+                audit(call, user, DeskAction.TAKE, before, now)
             announce(call)
     return call
 
@@ -254,7 +256,7 @@ def query(call: Call, user: Any, plate: str) -> Call:
         raise Refused(_("“%(plate)s” is not a valid plate.") % {"plate": plate})
     now = timezone.now()
     with transaction.atomic():
-        call = _locked(call)
+        call = locked(call)
         authorise(user, call)
         before = snapshot(call, now)
         call.plate = corrected
@@ -265,7 +267,7 @@ def query(call: Call, user: Any, plate: str) -> Call:
         if here.case.scenario == "exit.temp_paid":
             _step(call, user, desk.Action.OPEN, here, now, opens=True)
             opened = True
-        _audit(call, user, DeskAction.QUERY, before, now, plate=corrected, opened=opened)
+        audit(call, user, DeskAction.QUERY, before, now, plate=corrected, opened=opened)
         announce(call)
     return call
 
@@ -285,16 +287,16 @@ def quick_pay(call: Call, user: Any) -> Call:
     return _simple(call, user, desk.Action.QUICK_PAY, DeskAction.QUICK_PAY, opens=False)
 
 
-def _simple(call: Call, user: Any, action: desk.Action, audit: str, *, opens: bool) -> Call:
+def _simple(call: Call, user: Any, action: desk.Action, kind: str, *, opens: bool) -> Call:
     now = timezone.now()
     with transaction.atomic():
-        call = _locked(call)
+        call = locked(call)
         authorise(user, call)
         before = snapshot(call, now)
         here = situation(call, now)
         _require(action, here)
         _step(call, user, action, here, now, opens=opens, stay_id=_picked_stay(call))
-        _audit(call, user, audit, before, now)
+        audit(call, user, kind, before, now)
         announce(call)
     return call
 
@@ -313,13 +315,13 @@ def visitor_release(call: Call, user: Any, phone: str, reason: str) -> Call:
         raise Refused(_("The reason is too long (at most 256 characters)."))
     now = timezone.now()
     with transaction.atomic():
-        call = _locked(call)
+        call = locked(call)
         authorise(user, call)
         before = snapshot(call, now)
         here = situation(call, now)
         _require(desk.Action.VISITOR_RELEASE, here)
         _step(call, user, desk.Action.VISITOR_RELEASE, here, now, opens=True)
-        _audit(call, user, DeskAction.VISITOR_RELEASE, before, now, phone=number, reason=why)
+        audit(call, user, DeskAction.VISITOR_RELEASE, before, now, phone=number, reason=why)
         announce(call)
     return call
 
@@ -348,7 +350,7 @@ def confirm_vehicle(call: Call, user: Any, stay_id: int) -> Call:
     """
     now = timezone.now()
     with transaction.atomic():
-        call = _locked(call)
+        call = locked(call)
         authorise(user, call)
         before = snapshot(call, now)
         here = situation(call, now)
@@ -365,7 +367,7 @@ def confirm_vehicle(call: Call, user: Any, stay_id: int) -> Call:
             call.plate = stay.plate
         call.stay = stay
         call.save(update_fields=["plate", "stay"])
-        _audit(call, user, DeskAction.CONFIRM_VEHICLE, before, now, stay=stay.pk)
+        audit(call, user, DeskAction.CONFIRM_VEHICLE, before, now, stay=stay.pk)
         announce(call)
     return call
 
@@ -385,7 +387,7 @@ def abnormal_open(
     """
     now = timezone.now()
     with transaction.atomic():
-        call = _locked(call)
+        call = locked(call)
         authorise(user, call)
         assert call.gate is not None
         before = snapshot(call, now)
@@ -425,7 +427,7 @@ def abnormal_open(
             )
             for photo in [*ids, *scenes]
         )
-        _audit(
+        audit(
             call,
             user,
             DeskAction.ABNORMAL_OPEN,
@@ -452,7 +454,7 @@ def close(call: Call, user: Any) -> Call:
     """``关单``: the case is done; the desk returns to idle."""
     now = timezone.now()
     with transaction.atomic():
-        call = _locked(call)
+        call = locked(call)
         if not is_agent(user):
             raise Forbidden(_("Only agents can act on calls."))
         if call.agent_id != user.pk:
@@ -463,7 +465,7 @@ def close(call: Call, user: Any) -> Call:
         call.closed_at, call.closed_by = now, user
         call.save(update_fields=["closed_at", "closed_by"])
         if call.lot_id is not None:
-            _audit(call, user, DeskAction.CLOSE, before, now)
+            audit(call, user, DeskAction.CLOSE, before, now)
         announce(call)
     return call
 

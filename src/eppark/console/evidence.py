@@ -30,7 +30,9 @@ from django.utils.translation import gettext as _
 from eppark.calls.models import Call
 from eppark.calls.routing import announce
 from eppark.console import push
+from eppark.console.cases import audit as _audit
 from eppark.console.cases import authorise, snapshot
+from eppark.console.cases import locked as _locked
 from eppark.console.models import AgentAction, CapturedPhoto, DeskAction, EvidenceKind
 from eppark.dbstate import unreachable
 from eppark.devices import outbox
@@ -59,33 +61,6 @@ PHOTO_KIND = "desk-photo"
 def photo_url(photo: CapturedPhoto) -> str:
     """The staff URL of a captured photo (login and its lot checked when opened)."""
     return staff_path(PHOTO_KIND, photo.pk, "file")
-
-
-def _locked(call: Call) -> Call:
-    # of=self: PostgreSQL locks no row on the nullable side of an outer join (gate, robot)
-    return (
-        Call.objects.select_for_update(of=("self",))
-        .select_related("gate__lot", "robot")
-        .get(pk=call.pk)
-    )
-
-
-def _audit(
-    call: Call, user: Any, action: str, before: dict[str, Any], now: datetime, **detail: Any
-) -> AgentAction:
-    assert call.lot_id is not None
-    return AgentAction.objects.create(
-        agent=user,
-        call=call,
-        lot_id=call.lot_id,
-        gate_id=call.gate_id,
-        action=action,
-        plate=call.plate,
-        detail=detail,
-        before=before,
-        after=snapshot(call, now),
-        at=now,
-    )
 
 
 def _file_name(call: Call, kind: str, content_type: str) -> str:

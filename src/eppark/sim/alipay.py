@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
@@ -55,6 +55,7 @@ from eppark.payments.providers.alipay import (
     to_fen,
     to_yuan,
 )
+from eppark.sim.standin import StandInServer
 
 _AUTH_CODE: Final = re.compile(r"(2[5-9]|30)\d{14,22}")
 _AMOUNT: Final = re.compile(r"\d{1,9}(\.\d{1,2})?")
@@ -120,8 +121,10 @@ def _not_exist() -> _Answer:
     return _fail("40004", "Business Failed", "ACQ.TRADE_NOT_EXIST", "交易不存在")
 
 
-class AlipayStandIn:
+class AlipayStandIn(StandInServer):
     """The stand-in gateway: ``start()`` serves it on 127.0.0.1 (port 0: a free one)."""
+
+    NAME = "alipay-standin"
 
     def __init__(
         self,
@@ -134,6 +137,7 @@ class AlipayStandIn:
         confirm_after: float = 3.0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        super().__init__(port)
         self.app_id = app_id
         self.seller_id = seller_id
         self.alipay_key = alipay_key or new_rsa_key()
@@ -148,51 +152,9 @@ class AlipayStandIn:
         self.trades: dict[str, SimTrade] = {}
         self.calls: list[str] = []  # the methods called, in order
         self._app_key = app_public_key
-        self._port = port
         self._lock = threading.Lock()
         self._bills: dict[str, date] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._sequence = 0
-
-    # -- lifecycle --
-
-    def start(self) -> AlipayStandIn:
-        """Serve in a thread of its own; returns self."""
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler_class())
-        server.daemon_threads = False  # server_close() joins the request threads
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="alipay-standin",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and join the server's threads."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> AlipayStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        if self._server is None:
-            raise RuntimeError("the stand-in is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def gateway(self) -> str:

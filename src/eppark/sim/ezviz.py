@@ -16,21 +16,24 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
 from eppark.sim.picture import CAR_JPEG
+from eppark.sim.standin import StandInServer
 
 TOKEN_LIFETIME_S = 7 * 24 * 3600
 
 
-class EzvizStandIn:
+class EzvizStandIn(StandInServer):
     """The stand-in platform: ``start()`` serves it on 127.0.0.1 (port 0: a free one).
 
     ``serials`` are the account's devices (None: any serial is one, online); ``offline``
     the serials that answer 20007.
     """
+
+    NAME = "ezviz-standin"
 
     def __init__(
         self,
@@ -40,6 +43,7 @@ class EzvizStandIn:
         serials: Iterable[str] | None = None,
         port: int = 0,
     ) -> None:
+        super().__init__(port)
         self.app_key = app_key
         self.app_secret = app_secret
         self.serials: set[str] | None = None if serials is None else set(serials)
@@ -50,49 +54,7 @@ class EzvizStandIn:
         self.token_requests = 0
         self.captures: list[str] = []  # serials captured, in order
         self._pictures: dict[str, bytes] = {}
-        self._port = port
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle --
-
-    def start(self) -> EzvizStandIn:
-        """Serve in a thread of its own; returns self."""
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler_class())
-        server.daemon_threads = False  # server_close() joins the request threads
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="ezviz-standin",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and join the server's threads."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> EzvizStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>`` (``EPPARK_EZVIZ_URL``)."""
-        if self._server is None:
-            raise RuntimeError("the stand-in is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def expire_tokens(self) -> None:
         """Every token issued so far expires now (the next call answers 10002)."""
