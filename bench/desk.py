@@ -49,8 +49,8 @@ if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 from bench.gate_loop import free_port, wait_port  # noqa: E402
+from bench.serving import PG, eppark, percentile, server_env  # noqa: E402
 
-PG = os.environ.get("EPPARK_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "eppark_bench_desk"
 CALLS = 50
 WARM_UP = 5
@@ -72,34 +72,7 @@ LOG = ""
 
 
 def _env(http_port: int, mqtt_port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("MQTT_URL", None)  # the embedded broker, as in the demo
-    env.update(
-        DATABASE_URL=f"{PG}/{DB_NAME}",
-        EPPARK_SECRET_KEY="bench-secret-desk",
-        EPPARK_MQTT_GATEWAY_PASSWORD=GATEWAY_PASSWORD,
-        EPPARK_MQTT_PORT=str(mqtt_port),
-        EPPARK_LOG_LEVEL="ERROR",
-        EPPARK_ALLOWED_HOSTS="127.0.0.1,localhost",
-        EPPARK_PUBLIC_URL=f"http://127.0.0.1:{http_port}",
-        EPPARK_SSL_REDIRECT="0",
-    )
-    return env
-
-
-def eppark(env: dict[str, str], *args: str) -> str:
-    """Run an ``eppark`` command against the bench database."""
-    done = subprocess.run(
-        [sys.executable, "-m", "eppark", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-    if done.returncode:
-        raise RuntimeError(f"eppark {' '.join(args)}: {done.stderr[-3000:]}")
-    return done.stdout
+    return server_env(DB_NAME, "bench-secret-desk", http_port, mqtt_port, GATEWAY_PASSWORD)
 
 
 SETUP = """
@@ -203,20 +176,13 @@ window.__deskArm = function (plate) {
 """In the page: once armed with a plate, the wall-clock moment the call's scene is rendered."""
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _row(case: str, values_ms: list[float], **extra: Any) -> dict[str, Any]:
     return {
         "bench": "desk",
         "case": case,
         "n": len(values_ms),
-        "p50 ms": round(_percentile(values_ms, 0.50), 1) if values_ms else "",
-        "p95 ms": round(_percentile(values_ms, 0.95), 1) if values_ms else "",
+        "p50 ms": round(percentile(values_ms, 0.50), 1) if values_ms else "",
+        "p95 ms": round(percentile(values_ms, 0.95), 1) if values_ms else "",
         "max ms": round(max(values_ms), 1) if values_ms else "",
         **extra,
     }
@@ -323,7 +289,7 @@ def measure(site: Site, page: Any, calls: int) -> list[dict[str, Any]]:
             "call event (ringing POSTed) → call scene rendered on the pushed desk",
             pushed,
             target="p95 ≤ 300 ms",
-            met="yes" if _percentile(pushed, 0.95) <= 300 else "no",
+            met="yes" if percentile(pushed, 0.95) <= 300 else "no",
         ),
         _row("baseline: the same desk and call by a full navigation (page.goto)", navigated),
     ]

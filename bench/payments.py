@@ -48,8 +48,8 @@ if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 from bench.gate_loop import HttpConnection, free_port, wait_port  # noqa: E402
+from bench.serving import PG, eppark, percentile, server_env  # noqa: E402
 
-PG = os.environ.get("EPPARK_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "eppark_bench_pay"
 GATES = 20
 RATE = 20.0
@@ -62,36 +62,7 @@ GATEWAY_PASSWORD = "bench-gateway"
 
 
 def _env(http_port: int, mqtt_port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("MQTT_URL", None)  # the embedded broker, as in the demo
-    for name in [n for n in env if n.startswith(("EPPARK_WECHATPAY_", "EPPARK_ALIPAY_"))]:
-        env.pop(name)  # no real provider: the sandbox takes the payments
-    env.update(
-        DATABASE_URL=f"{PG}/{DB_NAME}",
-        EPPARK_SECRET_KEY="bench-secret-payments",
-        EPPARK_MQTT_GATEWAY_PASSWORD=GATEWAY_PASSWORD,
-        EPPARK_MQTT_PORT=str(mqtt_port),
-        EPPARK_LOG_LEVEL="ERROR",
-        EPPARK_ALLOWED_HOSTS="127.0.0.1,localhost",
-        EPPARK_PUBLIC_URL=f"http://127.0.0.1:{http_port}",
-        EPPARK_SSL_REDIRECT="0",  # plain HTTP as in the demo (TLS is the proxy's in production)
-    )
-    return env
-
-
-def eppark(env: dict[str, str], *args: str) -> str:
-    """Run an ``eppark`` command against the bench database."""
-    done = subprocess.run(
-        [sys.executable, "-m", "eppark", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-    if done.returncode:
-        raise RuntimeError(f"eppark {' '.join(args)}: {done.stderr[-3000:]}")
-    return done.stdout
+    return server_env(DB_NAME, "bench-secret-payments", http_port, mqtt_port, GATEWAY_PASSWORD)
 
 
 SETUP = """
@@ -290,21 +261,14 @@ class Http(HttpConnection):
         return int(status_line.split()[1]), data
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _row(case: str, values_s: list[float], **extra: Any) -> dict[str, Any]:
     ms = [v * 1000 for v in values_s]
     return {
         "bench": "payments",
         "case": case,
         "n": len(ms),
-        "p50 ms": round(_percentile(ms, 0.50), 2) if ms else "",
-        "p99 ms": round(_percentile(ms, 0.99), 2) if ms else "",
+        "p50 ms": round(percentile(ms, 0.50), 2) if ms else "",
+        "p99 ms": round(percentile(ms, 0.99), 2) if ms else "",
         **extra,
     }
 
