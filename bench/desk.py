@@ -33,8 +33,6 @@ Timings are printed, never judged: the bench does not fail on them.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import os
 import subprocess
@@ -50,6 +48,7 @@ if str(ROOT / "src") not in sys.path:
 
 from bench.gate_loop import free_port, wait_port  # noqa: E402
 from bench.serving import PG, eppark, percentile, server_env  # noqa: E402
+from eppark.calls.cti import generic  # noqa: E402  (pure: no Django set-up needed)
 
 DB_NAME = "eppark_bench_desk"
 CALLS = 50
@@ -238,8 +237,7 @@ class Site:
             headers={
                 "Content-Type": "application/json",
                 # the generic provider's signature (contracts.md)
-                "X-EPPark-Signature": "sha256="
-                + hmac.new(CC_SECRET.encode(), body, hashlib.sha256).hexdigest(),
+                generic.SIGNATURE_HEADER: generic.signature(CC_SECRET, body),
             },
         )
         reply.raise_for_status()

@@ -29,7 +29,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -50,6 +50,7 @@ from eppark.lots.models import Gate, Lot
 from eppark.orders.models import Order
 from eppark.passes.models import MonthlyPass, PassPlate
 from eppark.sim.cameras import build_push
+from eppark.sim.standin import QuietHandler, StandInServer
 from eppark.stays.models import GateVisit, Stay
 from tests.integration.factories import TARIFF, keyed_camera, staff
 from tests.integration.mqtt_fixtures import cancel_tasks, free_port, wait_listening
@@ -314,44 +315,30 @@ class Callout:
     raw: bytes
 
 
-class CalloutStandIn:
-    """The provider's callout endpoint: records each request, answers 200, and then
-    reports the call connected (``outbound_connected``) as the provider would."""
+class CalloutStandIn(StandInServer):
+    """The provider's callout endpoint: records each request and answers 200 (started at
+    once; ``url`` is where the project sends its callouts)."""
 
-    def __init__(self, centre_events: CallCentre | None = None) -> None:
+    NAME = "callout-standin"
+
+    def __init__(self) -> None:
+        super().__init__()
         self.received: list[Callout] = []
-        self.centre: CallCentre | None = centre_events
-        self.connect = True
+        self.start()
+        self.url = f"{self.base_url}/callout"
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                owner.received.append(
-                    Callout(
-                        json.loads(raw or b"{}"),
-                        self.headers.get(generic.SIGNATURE_HEADER, ""),
-                        raw,
-                    )
-                )
-                reply = json.dumps({"ok": True}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                signed = self.headers.get(generic.SIGNATURE_HEADER, "")
+                owner.received.append(Callout(json.loads(raw or b"{}"), signed, raw))
+                self._send(200, json.dumps({"ok": True}).encode(), "application/json")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/callout"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        return Handler
 
     def wait_for(self, count: int = 1, timeout: float = 15) -> list[Callout]:
         """Block until ``count`` callouts came in."""
@@ -364,9 +351,7 @@ class CalloutStandIn:
 
     def close(self) -> None:
         """Stop serving."""
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(10)
+        self.stop()
 
 
 # --- what a robot was sent -----------------------------------------------------------------------

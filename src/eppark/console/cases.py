@@ -123,11 +123,14 @@ def situation(call: Call, now: datetime) -> Situation:
     return Situation(case, seen, call.plate)
 
 
-def snapshot(call: Call, now: datetime) -> dict[str, Any]:
-    """The case as the audit log keeps it: plate, scenario, the visit and the robot's screen."""
+def snapshot(call: Call, now: datetime, here: Situation | None = None) -> dict[str, Any]:
+    """The case as the audit log keeps it: plate, scenario, the visit and the robot's screen.
+
+    ``here``: the call's situation when the caller has just worked it out.
+    """
     out: dict[str, Any] = {"plate": call.plate, "state": call.state, "visit": call.visit_id}
     if call.gate_id is not None:
-        out["scenario"] = situation(call, now).case.scenario
+        out["scenario"] = (here or situation(call, now)).case.scenario
     if call.visit_id is not None:
         visit = GateVisit.objects.filter(pk=call.visit_id).values("opened", "resolution").first()
         out["opened"] = bool(visit and visit["opened"])
@@ -292,8 +295,8 @@ def _simple(call: Call, user: Any, action: desk.Action, kind: str, *, opens: boo
     with transaction.atomic():
         call = locked(call)
         authorise(user, call)
-        before = snapshot(call, now)
         here = situation(call, now)
+        before = snapshot(call, now, here)
         _require(action, here)
         _step(call, user, action, here, now, opens=opens, stay_id=_picked_stay(call))
         audit(call, user, kind, before, now)
@@ -317,8 +320,8 @@ def visitor_release(call: Call, user: Any, phone: str, reason: str) -> Call:
     with transaction.atomic():
         call = locked(call)
         authorise(user, call)
-        before = snapshot(call, now)
         here = situation(call, now)
+        before = snapshot(call, now, here)
         _require(desk.Action.VISITOR_RELEASE, here)
         _step(call, user, desk.Action.VISITOR_RELEASE, here, now, opens=True)
         audit(call, user, DeskAction.VISITOR_RELEASE, before, now, phone=number, reason=why)
@@ -352,8 +355,8 @@ def confirm_vehicle(call: Call, user: Any, stay_id: int) -> Call:
     with transaction.atomic():
         call = locked(call)
         authorise(user, call)
-        before = snapshot(call, now)
         here = situation(call, now)
+        before = snapshot(call, now, here)
         _require(desk.Action.CONFIRM_VEHICLE, here)
         offered = {stay.pk: stay for stay in candidates(call)}
         stay = offered.get(stay_id)
@@ -390,7 +393,8 @@ def abnormal_open(
         call = locked(call)
         authorise(user, call)
         assert call.gate is not None
-        before = snapshot(call, now)
+        here = situation(call, now)
+        before = snapshot(call, now, here)
         direction = Direction(call.gate.direction)
         kept = list(CapturedPhoto.objects.filter(call=call, pk__in=[*id_photos, *scene_photos]))
         ids = [p for p in kept if p.kind == EvidenceKind.ID_DOCUMENT and p.pk in id_photos]
@@ -400,7 +404,6 @@ def abnormal_open(
             raise Refused(_MISSING[missing]())
         if len((note or "").strip()) > 256:
             raise Refused(_("The note is too long (at most 256 characters)."))
-        here = situation(call, now)
         visit = _step(
             call,
             user,

@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import pgettext
 
@@ -357,15 +357,16 @@ def call_state(call: Call, user: Any, now: datetime | None = None) -> dict[str, 
     return state
 
 
+def _with_state(calls: QuerySet[Call]) -> QuerySet[Call]:
+    """Calls with what their states need, in one query."""
+    return calls.select_related(
+        "gate__lot", "robot__lot", "robot__screen", "lot", "agent__staff", "visit", "stay"
+    )
+
+
 def load(pk: int) -> Call | None:
     """A call with what its state needs."""
-    return (
-        Call.objects.select_related(
-            "gate__lot", "robot__lot", "robot__screen", "lot", "agent__staff", "visit", "stay"
-        )
-        .filter(pk=pk)
-        .first()
-    )
+    return _with_state(Call.objects.filter(pk=pk)).first()
 
 
 def desk_calls(user: Any) -> list[Call]:
@@ -383,11 +384,9 @@ def desk_calls(user: Any) -> list[Call]:
         untaken = untaken.filter(lot__isnull=False)
     seen = {call.pk for call in mine}
     extra = [call for call in untaken.order_by("-started_at")[:20] if call.pk not in seen]
-    return [
-        call
-        for call in (load(c.pk) for c in [*mine, *extra])
-        if call is not None and cases.may_see(user, call)
-    ]
+    order = [call.pk for call in [*mine, *extra]]
+    loaded = _with_state(Call.objects.filter(pk__in=order)).in_bulk()
+    return [loaded[pk] for pk in order if pk in loaded and cases.may_see(user, loaded[pk])]
 
 
 def desk_hello(user: Any, now: datetime | None = None) -> dict[str, Any]:

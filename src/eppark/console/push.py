@@ -6,8 +6,9 @@ Groups: ``agent.<user id>`` (calls popping on that agent's desk), ``lot.<lot id>
 ``lot.all``, the group of the desks of users who serve every lot. Messages are sent when
 the transaction that caused them commits, never before (a rolled-back change
 pushes nothing). From a thread without an event loop (Django's sync views under
-uvicorn, the gateway's database thread) the message is handed to the server's loop
-(``bind_loop``) or, where there is none (tests, management commands), sent on the spot.
+uvicorn, the gateway's database thread) the message is handed to the loop the desks'
+sockets run on (``bind_loop``, called as a desk connects) or, where no desk has
+connected in this process (tests, management commands), sent on the spot.
 """
 
 from __future__ import annotations

@@ -101,9 +101,6 @@ async def async_serve(
     import eppark.asgi  # noqa: F401  (load the application before freezing the heap)
 
     freeze_heap()
-    from eppark.console import push
-
-    push.bind_loop(asyncio.get_running_loop())  # desk pushes from sync views and the gateway
     url = mqtt_url()
     broker: EmbeddedBroker | None = None
     if gateway and not os.environ.get("MQTT_URL"):

@@ -55,7 +55,7 @@ from eppark.payments.providers.alipay import (
     to_fen,
     to_yuan,
 )
-from eppark.sim.standin import StandInServer
+from eppark.sim.standin import QuietHandler, StandInServer
 
 _AUTH_CODE: Final = re.compile(r"(2[5-9]|30)\d{14,22}")
 _AMOUNT: Final = re.compile(r"\d{1,9}(\.\d{1,2})?")
@@ -577,17 +577,7 @@ class AlipayStandIn(StandInServer):
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)

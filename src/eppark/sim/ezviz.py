@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from eppark.sim.picture import CAR_JPEG
-from eppark.sim.standin import StandInServer
+from eppark.sim.standin import QuietHandler, StandInServer
 
 TOKEN_LIFETIME_S = 7 * 24 * 3600
 
@@ -138,17 +138,7 @@ class EzvizStandIn(StandInServer):
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
