@@ -243,6 +243,19 @@ def call_records(world: LotWorld, agent: User, phone: str, now: datetime) -> Non
         closed_at=now - timedelta(minutes=4),
         closed_by=agent,
     )
+    from eppark.console.models import AgentAction
+
+    AgentAction.objects.create(
+        agent=agent,
+        call=call,
+        lot=world.lot,
+        gate=world.exit,
+        action="close",
+        plate=call.plate,
+        before={"plate": call.plate},
+        after={"plate": call.plate},
+        at=now - timedelta(minutes=4),
+    )
     for event in ("ringing", "answered", "hangup"):
         CallEvent.objects.create(
             centre=centre,

@@ -25,6 +25,7 @@ _VIEW_ALL = [
     "console.view_abnormalopenevidence",
     "console.view_capturedphoto",
     "console.view_seat",
+    "console.view_agentaction",
     "payments.view_notification",
     "payments.view_codepayment",
     "payments.view_refund",

@@ -1,4 +1,4 @@
-"""The open-gate log (开闸列表) and seats in the back office."""
+"""The open-gate log (开闸列表), the desk's audit log and seats in the back office."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from eppark.accounts.admin_scoping import LotScopedAdminMixin
-from eppark.console.models import AbnormalOpen, AbnormalOpenEvidence, Seat
+from eppark.console.models import AbnormalOpen, AbnormalOpenEvidence, AgentAction, Seat
 from eppark.evidence.admin import photo_display
+from eppark.records.admin import ReadOnlyAdminMixin
 
 
 class EvidenceInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -70,3 +71,14 @@ class SeatAdmin(LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg
 
     list_display = ("number", "agent")
     search_fields = ("number", "agent__username")
+
+
+@admin.register(AgentAction)
+class AgentActionAdmin(ReadOnlyAdminMixin, LotScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    """The desk's audit log: who did what at which gate, the case before and after."""
+
+    list_display = ("at", "agent", "action", "lot", "gate", "plate", "call")
+    list_filter = ("action", "lot", "agent")
+    search_fields = ("plate", "agent__username")
+    date_hierarchy = "at"
+    list_select_related = ("agent", "lot", "gate", "call")
